@@ -1,0 +1,33 @@
+"""Reads about accounts and who may see them."""
+from __future__ import annotations
+
+from django.db.models import QuerySet
+
+from .models import Account, Membership, User
+
+
+def membership_list(*, user: User) -> QuerySet[Membership]:
+    """The user's memberships, account loaded, in account code order."""
+    if not user.is_authenticated:
+        return Membership.objects.none()
+    return Membership.objects.filter(user=user).select_related("account").order_by("account__code")
+
+
+def membership_for(*, user: User, account_id: int | None) -> Membership | None:
+    """The user's membership in ``account_id``, else their first one, else None."""
+    memberships = list(membership_list(user=user))
+    if not memberships:
+        return None
+    for membership in memberships:
+        if membership.account_id == account_id:
+            return membership
+    return memberships[0]
+
+
+def account_recipients(*, account: Account, roles: tuple[str, ...] = ("owner", "accountant")) -> list[str]:
+    """Email addresses of the account's active users with one of ``roles``."""
+    return list(
+        Membership.objects.filter(account=account, role__in=roles, user__is_active=True)
+        .order_by("user__email")
+        .values_list("user__email", flat=True)
+    )

@@ -1,0 +1,10 @@
+from django.urls import path
+
+from . import views
+
+urlpatterns = [
+    path("switch/", views.account_switch, name="account_switch"),
+]
+
+# Mounted under /billing/ in the "billing" namespace.
+billing_patterns: list = []

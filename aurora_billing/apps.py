@@ -1,0 +1,6 @@
+from django.apps import AppConfig
+
+
+class AuroraBillingConfig(AppConfig):
+    name = "aurora_billing"
+    verbose_name = "Aurora billing"

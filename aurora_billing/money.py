@@ -1,0 +1,68 @@
+"""Money and quantity arithmetic: Decimal only, one rounding rule.
+
+Precision (also the database column definitions):
+
+- money amounts: 2 decimal places, ``Decimal(14, 2)`` columns, in the
+  account's currency;
+- unit prices: up to 6 decimal places, ``Decimal(18, 6)``;
+- usage quantities: up to 6 decimal places, ``Decimal(20, 6)`` (emails,
+  IPs, requests and certificates are whole numbers; data flow is GB).
+
+``round_money`` is the only place an amount is rounded (billing-rules §5:
+half up, once per line).
+"""
+from __future__ import annotations
+
+from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
+
+CENT = Decimal("0.01")
+QUANTITY_PLACES = 6
+QUANTUM = Decimal("0.000001")
+ZERO = Decimal("0")
+ZERO_MONEY = Decimal("0.00")
+
+MONEY_DIGITS = 14
+MONEY_PLACES = 2
+PRICE_DIGITS = 18
+PRICE_PLACES = 6
+QUANTITY_DIGITS = 20
+
+# Data flow free allowance per billable email: 200 KB = 0.0002 GB (§4).
+FREE_GB_PER_EMAIL = Decimal("0.0002")
+
+
+def round_money(value: Decimal) -> Decimal:
+    """Round half up to cents. The one rounding function for money."""
+    return Decimal(value).quantize(CENT, rounding=ROUND_HALF_UP)
+
+
+def parse_decimal(text: object, *, places: int, what: str = "value") -> Decimal:
+    """Parse a non-negative decimal given as a string (or int) with at most
+    ``places`` decimal places. Floats are refused: they are not exact."""
+    if isinstance(text, bool) or isinstance(text, float):
+        raise ValueError(f"{what} must be a decimal string, not a float")
+    try:
+        value = Decimal(str(text).strip())
+    except (InvalidOperation, ValueError):
+        raise ValueError(f"{what} {text!r} is not a number") from None
+    if not value.is_finite():
+        raise ValueError(f"{what} {text!r} is not a finite number")
+    if value < 0:
+        raise ValueError(f"{what} must be ≥ 0")
+    exponent = value.as_tuple().exponent
+    if isinstance(exponent, int) and -exponent > places:
+        raise ValueError(f"{what} {text!r} has more than {places} decimal places")
+    return value
+
+
+def format_money(value: Decimal) -> str:
+    """Plain decimal with exactly 2 places, no thousands separators (CSV)."""
+    return f"{round_money(value):.2f}"
+
+
+def format_quantity(value: Decimal) -> str:
+    """Plain decimal without exponent or trailing zeros (``20.5``, ``8000``)."""
+    value = Decimal(value)
+    if value == value.to_integral_value():
+        return f"{value.quantize(Decimal(1)):f}"
+    return f"{value.normalize():f}"

@@ -1,0 +1,40 @@
+"""URLconf. Public paths are contracts (interfaces.md, "Console URLs").
+
+Everything under /billing/ shares the ``billing`` namespace; each app
+contributes its own ``billing_patterns``.
+"""
+from django.contrib import admin
+from django.contrib.auth import views as auth_views
+from django.urls import include, path
+
+import accounts.urls
+import invoices.urls
+import payments.urls
+import usage.urls
+
+from . import views
+
+billing_patterns = [
+    path("", views.billing_summary, name="summary"),
+    *accounts.urls.billing_patterns,
+    *invoices.urls.billing_patterns,
+    *payments.urls.billing_patterns,
+]
+
+urlpatterns = [
+    path("", views.home, name="home"),
+    path("admin/", admin.site.urls),
+    path("accounts/login/", auth_views.LoginView.as_view(redirect_authenticated_user=True), name="login"),
+    path("accounts/", include("django.contrib.auth.urls")),
+    path("accounts/", include(accounts.urls)),
+    path("billing/", include((billing_patterns, "billing"))),
+    path("help/billing/", views.help_billing, name="help_billing"),
+    path("api/", include(usage.urls)),
+    *invoices.urls.root_patterns,
+    *payments.urls.root_patterns,
+]
+
+handler400 = "aurora_billing.views.bad_request"
+handler403 = "aurora_billing.views.permission_denied"
+handler404 = "aurora_billing.views.page_not_found"
+handler500 = "aurora_billing.views.server_error"

@@ -1,0 +1,45 @@
+"""Site-level pages: home, the billing console page, help and error pages."""
+from django.shortcuts import redirect, render
+
+from accounts.permissions import account_required
+
+
+def home(request):
+    if request.user.is_authenticated:
+        return redirect("billing:summary")
+    return redirect("login")
+
+
+@account_required("view")
+def billing_summary(request):
+    """The billing console (filled in by the console issue)."""
+    return render(request, "billing/summary.html", {"account": request.membership.account})
+
+
+def help_billing(request):
+    return render(request, "help/billing.html")
+
+
+def _error(request, status: int, title: str, message: str):
+    return render(request, "error.html", {"title": title, "message": message}, status=status)
+
+
+def bad_request(request, exception=None):
+    message = str(exception) if exception and str(exception) else "The request could not be understood."
+    return _error(request, 400, "Bad request", message)
+
+
+def permission_denied(request, exception=None):
+    message = str(exception) if exception and str(exception) else "You may not do this."
+    return _error(request, 403, "Not allowed", message)
+
+
+def page_not_found(request, exception=None):
+    return _error(request, 404, "Not found", "There is nothing here, or it is not yours to see.")
+
+
+def server_error(request):
+    return render(request, "error.html", {"title": "Something went wrong",
+                                          "message": "The error was logged. Please try again shortly."},
+                  status=500)
+

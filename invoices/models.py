@@ -1,0 +1,163 @@
+"""Bills, bill lines, pack deductions and statements (billing-rules §4–§5).
+
+A Bill is the settlement of one account for one period; at most one exists
+per (account, period), enforced by the database. Its lines never change
+after settlement except ``paid``, ``balance`` and ``status`` (repayments).
+Money columns are Decimal(14, 2) in the bill's currency.
+"""
+from __future__ import annotations
+
+from django.db import models
+from django.db.models import F, Q
+from django.utils import timezone
+
+from accounts.models import Account
+from aurora_billing.money import (
+    MONEY_DIGITS,
+    MONEY_PLACES,
+    PRICE_DIGITS,
+    PRICE_PLACES,
+    QUANTITY_DIGITS,
+    QUANTITY_PLACES,
+)
+from usage.models import EmailPack, Region, ServiceItem
+
+PERIOD_REGEX = r"^[0-9]{4}-(0[1-9]|1[0-2])$"
+
+
+def _money(**kw):
+    return models.DecimalField(max_digits=MONEY_DIGITS, decimal_places=MONEY_PLACES, **kw)
+
+
+def _quantity(**kw):
+    return models.DecimalField(max_digits=QUANTITY_DIGITS, decimal_places=QUANTITY_PLACES, **kw)
+
+
+class LineStatus(models.TextChoices):
+    PAID = "Paid", "Paid"
+    OVERDRAWN = "Overdrawn", "Overdrawn"
+
+
+class Bill(models.Model):
+    account = models.ForeignKey(Account, on_delete=models.PROTECT, related_name="bills")
+    period = models.CharField(max_length=7, help_text="YYYY-MM (UTC+8 calendar month)")
+    currency = models.CharField(max_length=3)
+    settled_at = models.DateTimeField(default=timezone.now)
+    # sum of line amounts, in currency units
+    total_amount = _money(default=0)
+    # funds applied at settlement, in currency units
+    funds_applied = _money(default=0)
+    # billing information as it stood at settlement (statements print this)
+    billing_info_snapshot = models.JSONField(default=dict, blank=True)
+
+    class Meta:
+        ordering = ["account__code", "-period"]
+        constraints = [
+            models.UniqueConstraint(fields=["account", "period"], name="bill_one_per_account_period"),
+            models.CheckConstraint(condition=Q(period__regex=PERIOD_REGEX), name="bill_period_format"),
+            models.CheckConstraint(condition=Q(total_amount__gte=0), name="bill_total_non_negative"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.account.code} {self.period}"
+
+
+class BillLine(models.Model):
+    """One (account, period, service item, region) line. An adjustment line
+    (``adjustment_for`` set) bills late usage of an earlier period."""
+
+    bill = models.ForeignKey(Bill, on_delete=models.PROTECT, related_name="lines")
+    service = models.ForeignKey(ServiceItem, on_delete=models.PROTECT, related_name="+")
+    region = models.ForeignKey(Region, on_delete=models.PROTECT, related_name="+")
+    adjustment_for = models.CharField(
+        max_length=7, blank=True, default="", help_text="YYYY-MM of late usage, or empty"
+    )
+    position = models.PositiveIntegerField(default=0, help_text="catalog order, region, adjustments last")
+    # service units
+    usage_quantity = _quantity()
+    deducted_quantity = _quantity(default=0)
+    billable_quantity = _quantity()
+    # currency units per service unit
+    unit_price = models.DecimalField(max_digits=PRICE_DIGITS, decimal_places=PRICE_PLACES)
+    currency = models.CharField(max_length=3)
+    amount = _money()
+    paid = _money(default=0)
+    balance = _money()
+    status = models.CharField(max_length=16, choices=LineStatus.choices)
+    # email lines only: usage by delivery result (emails)
+    delivered = models.BigIntegerField(null=True, blank=True)
+    soft_bounce = models.BigIntegerField(null=True, blank=True)
+    format_error = models.BigIntegerField(null=True, blank=True)
+    not_exist = models.BigIntegerField(null=True, blank=True)
+    reject = models.BigIntegerField(null=True, blank=True)
+    junk_mail = models.BigIntegerField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["bill", "position"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["bill", "service", "region", "adjustment_for"], name="bill_line_unique"
+            ),
+            models.CheckConstraint(condition=Q(amount=F("paid") + F("balance")), name="line_amount_is_paid_plus_balance"),
+            models.CheckConstraint(condition=Q(paid__gte=0) & Q(balance__gte=0), name="line_money_non_negative"),
+            models.CheckConstraint(
+                condition=Q(usage_quantity=F("deducted_quantity") + F("billable_quantity")),
+                name="line_usage_is_deducted_plus_billable",
+            ),
+            models.CheckConstraint(
+                condition=(Q(status="Paid") & Q(balance=0)) | (Q(status="Overdrawn") & Q(balance__gt=0)),
+                name="line_status_matches_balance",
+            ),
+            models.CheckConstraint(
+                condition=Q(adjustment_for="") | Q(adjustment_for__regex=PERIOD_REGEX),
+                name="line_adjustment_period_format",
+            ),
+        ]
+        indexes = [models.Index(fields=["status"], name="bill_line_status")]
+
+    def __str__(self) -> str:
+        adj = f" (adjustment for {self.adjustment_for})" if self.adjustment_for else ""
+        return f"{self.bill} {self.service_id}/{self.region_id}{adj}"
+
+
+class PackDeduction(models.Model):
+    """Emails taken from a pack for one day of a bill line (append-only)."""
+
+    pack = models.ForeignKey(EmailPack, on_delete=models.PROTECT, related_name="deductions")
+    line = models.ForeignKey(BillLine, on_delete=models.PROTECT, related_name="pack_deductions")
+    day = models.DateField(help_text="UTC+8 day of the usage")
+    quantity = models.BigIntegerField(help_text="emails")
+
+    class Meta:
+        ordering = ["day", "pack"]
+        constraints = [
+            models.CheckConstraint(condition=Q(quantity__gt=0), name="pack_deduction_positive"),
+        ]
+
+
+class StatementCounter(models.Model):
+    """Last statement number issued in a year (numbers are never reused)."""
+
+    year = models.PositiveIntegerField(primary_key=True)
+    last_number = models.PositiveIntegerField(default=0)
+
+
+class Statement(models.Model):
+    """The PDF statement of a bill, rendered once and stored, so the emailed
+    and the downloaded file are the same bytes."""
+
+    bill = models.OneToOneField(Bill, on_delete=models.PROTECT, related_name="statement")
+    number = models.CharField(max_length=32, unique=True, help_text="e.g. AUR-2026-000123")
+    issued_at = models.DateTimeField(default=timezone.now)
+    pdf = models.FileField(upload_to="statements/%Y/", max_length=200, blank=True)
+    sha256 = models.CharField(max_length=64, blank=True)
+    emailed_at = models.DateTimeField(null=True, blank=True)
+    email_recipients = models.TextField(blank=True)
+    email_attempts = models.PositiveIntegerField(default=0)
+    last_email_error = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["-issued_at"]
+
+    def __str__(self) -> str:
+        return self.number

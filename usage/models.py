@@ -1,0 +1,172 @@
+"""Catalog, regions, prices, email packs and daily usage (billing-rules §2–§4).
+
+Service items and regions use their short code as primary key, so usage
+rows, prices and bill lines carry readable codes and imports need no
+look-ups. Quantities are Decimal(20, 6); unit prices Decimal(18, 6).
+"""
+from __future__ import annotations
+
+from django.db import models
+from django.db.models import F, Q
+from django.utils import timezone
+
+from accounts.models import Account
+from aurora_billing.money import PRICE_DIGITS, PRICE_PLACES, QUANTITY_DIGITS, QUANTITY_PLACES
+
+
+class ServiceCode(models.TextChoices):
+    """The five service items, in catalog order (§2)."""
+
+    EMAIL = "email", "Email"
+    DATA_FLOW = "data_flow", "Data Flow"
+    DEDICATED_IP = "dedicated_ip", "Dedicated IP"
+    DATA_MASKING = "data_masking", "Data Masking"
+    BIMI_CERTIFICATION = "bimi_certification", "BIMI Certification"
+
+
+CATALOG_ORDER = [c.value for c in ServiceCode]
+
+
+class EmailResult(models.TextChoices):
+    """The six billable email delivery results, in display order (§2)."""
+
+    DELIVERED = "delivered", "Delivered"
+    SOFT_BOUNCE = "soft_bounce", "Soft Bounce"
+    FORMAT_ERROR = "format_error", "Invalid: Format Error"
+    NOT_EXIST = "not_exist", "Invalid: Not Exist"
+    REJECT = "reject", "Invalid: Reject"
+    JUNK_MAIL = "junk_mail", "Invalid: Junk Mail"
+
+
+EMAIL_RESULTS = [r.value for r in EmailResult]
+RESULT_CATEGORY = {
+    "delivered": "Delivered",
+    "soft_bounce": "Soft Bounce",
+    "format_error": "Invalid Email",
+    "not_exist": "Invalid Email",
+    "reject": "Invalid Email",
+    "junk_mail": "Invalid Email",
+}
+# Services whose quantity is a whole number; data_flow takes 6 decimals.
+WHOLE_QUANTITY_SERVICES = frozenset({"email", "dedicated_ip", "data_masking", "bimi_certification"})
+
+
+class Region(models.Model):
+    code = models.SlugField(max_length=32, primary_key=True, help_text="e.g. sg, hk, us-east")
+    name = models.CharField(max_length=100)
+
+    class Meta:
+        ordering = ["code"]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.code})"
+
+
+class ServiceItem(models.Model):
+    """The five service items, seeded by migration 0002."""
+
+    code = models.CharField(max_length=32, primary_key=True, choices=ServiceCode.choices)
+    name = models.CharField(max_length=64)
+    unit = models.CharField(max_length=32, help_text="e.g. email, GB, IP-month")
+    position = models.PositiveSmallIntegerField(unique=True, help_text="catalog order")
+
+    class Meta:
+        ordering = ["position"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Price(models.Model):
+    """Unit price of a service item in a region from ``effective_from`` on.
+    The price in effect on a period's first day applies to the period (§3)."""
+
+    service = models.ForeignKey(ServiceItem, on_delete=models.PROTECT, related_name="prices")
+    region = models.ForeignKey(Region, on_delete=models.PROTECT, related_name="prices")
+    # currency units per service unit, up to 6 decimals
+    unit_price = models.DecimalField(max_digits=PRICE_DIGITS, decimal_places=PRICE_PLACES)
+    currency = models.CharField(max_length=3, default="USD")
+    effective_from = models.DateField(help_text="UTC+8 day")
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["service__position", "region_id", "currency", "effective_from"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["service", "region", "currency", "effective_from"], name="price_unique"
+            ),
+            models.CheckConstraint(condition=Q(unit_price__gte=0), name="price_non_negative"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.service_id}/{self.region_id} {self.unit_price} {self.currency} from {self.effective_from}"
+
+
+class EmailPack(models.Model):
+    """Prepaid emails for one region, valid on UTC+8 days
+    ``valid_from <= day < valid_until`` (§4). What it still holds is
+    ``quantity`` minus its deductions (invoices.PackDeduction)."""
+
+    account = models.ForeignKey(Account, on_delete=models.PROTECT, related_name="packs")
+    region = models.ForeignKey(Region, on_delete=models.PROTECT, related_name="packs")
+    reference = models.CharField(max_length=100)
+    quantity = models.BigIntegerField(help_text="emails")
+    valid_from = models.DateField(help_text="UTC+8 day, inclusive")
+    valid_until = models.DateField(help_text="UTC+8 day, exclusive")
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["valid_until", "valid_from", "reference"]
+        constraints = [
+            models.UniqueConstraint(fields=["account", "reference"], name="pack_reference_unique"),
+            models.CheckConstraint(condition=Q(quantity__gte=0), name="pack_quantity_non_negative"),
+            models.CheckConstraint(condition=Q(valid_until__gt=F("valid_from")), name="pack_validity_order"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.reference} ({self.region_id}, {self.quantity} emails)"
+
+
+class DailyUsage(models.Model):
+    """Usage of one account, region, service item and (email only) result on
+    one UTC+8 day. Imports add to ``quantity``; settlement records in
+    ``billed_quantity`` how much of it a bill has covered, so usage arriving
+    after settlement (late usage, §5) is ``quantity - billed_quantity`` and
+    is billed exactly once."""
+
+    account = models.ForeignKey(Account, on_delete=models.PROTECT, related_name="daily_usage")
+    region = models.ForeignKey(Region, on_delete=models.PROTECT, related_name="+")
+    service = models.ForeignKey(ServiceItem, on_delete=models.PROTECT, related_name="+")
+    # '' for every service item but email (an empty string, not NULL, so the
+    # unique key holds on every database)
+    result = models.CharField(max_length=16, blank=True, default="", choices=EmailResult.choices)
+    day = models.DateField(help_text="UTC+8 billing day")
+    # service units (emails, GB, IP-months, requests, certificate-months)
+    quantity = models.DecimalField(max_digits=QUANTITY_DIGITS, decimal_places=QUANTITY_PLACES)
+    billed_quantity = models.DecimalField(
+        max_digits=QUANTITY_DIGITS, decimal_places=QUANTITY_PLACES, default=0
+    )
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        verbose_name_plural = "daily usage"
+        constraints = [
+            models.UniqueConstraint(
+                fields=["account", "region", "service", "result", "day"], name="daily_usage_key"
+            ),
+            models.CheckConstraint(condition=Q(quantity__gte=0), name="usage_quantity_non_negative"),
+            models.CheckConstraint(
+                condition=Q(billed_quantity__gte=0) & Q(billed_quantity__lte=F("quantity")),
+                name="usage_billed_within_quantity",
+            ),
+            models.CheckConstraint(
+                condition=(Q(service="email") & Q(result__in=EMAIL_RESULTS))
+                | (~Q(service="email") & Q(result="")),
+                name="usage_result_matches_service",
+            ),
+        ]
+        indexes = [models.Index(fields=["account", "day"], name="usage_account_day")]
+
+    def __str__(self) -> str:
+        result = f"/{self.result}" if self.result else ""
+        return f"{self.account_id} {self.region_id} {self.service_id}{result} {self.day}: {self.quantity}"
