@@ -128,6 +128,13 @@ class Period:
         day = self.end_day.replace(day=STATEMENT_DAY)
         return dt.datetime.combine(day, STATEMENT_TIME, tzinfo=BILLING_TZ).astimezone(UTC)
 
+    def bill_time_label(self) -> str:
+        """``2026-11-01 15:00 UTC+8``."""
+        return f"{self.bill_time.astimezone(BILLING_TZ):%Y-%m-%d %H:%M} UTC+8"
+
+    def statement_time_label(self) -> str:
+        return f"{self.statement_time.astimezone(BILLING_TZ):%Y-%m-%d %H:%M} UTC+8"
+
     def is_ended(self, now: dt.datetime) -> bool:
         return now >= self.end
 

@@ -1,0 +1,32 @@
+import json
+from pathlib import Path
+
+from django.core.management.base import BaseCommand, CommandError
+
+from aurora_billing.provisioning import ProvisionError, provision_apply
+
+
+class Command(BaseCommand):
+    help = "Declarative, idempotent set-up of regions, prices, accounts, users, email packs and top-ups."
+
+    def add_arguments(self, parser):
+        parser.add_argument("file", help="provisioning JSON file (see docs/provisioning.md)")
+
+    def handle(self, *args, file, **options):
+        path = Path(file)
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise CommandError(f"{file}: no such file") from None
+        except UnicodeDecodeError:
+            raise CommandError(f"{file}: not UTF-8 text") from None
+        except json.JSONDecodeError as exc:
+            raise CommandError(f"{file}: not valid JSON (line {exc.lineno}, column {exc.colno}: {exc.msg})") from None
+        try:
+            result = provision_apply(data=data)
+        except ProvisionError as exc:
+            count = len(exc.errors)
+            raise CommandError(
+                f"{file}: {count} problem{'s' if count != 1 else ''}, nothing was written:\n{exc}"
+            ) from None
+        self.stdout.write(f"Provisioned {file}: {result.summary()}")

@@ -1,0 +1,198 @@
+"""The billing calculation (billing-rules §3–§5), free of database access.
+
+``lines_compute`` turns unbilled daily usage into bill lines for one
+account and one settling period: it prices each line, deducts email packs
+day by day, applies the data-flow free allowance and rounds each amount
+once. Settlement (``invoices.services``) and the month-to-date estimate
+(``invoices.selectors``) both call it, so a Pending estimate and the bill
+later settled from the same data are the same numbers.
+
+Funds are not applied here (they live in ``payments``); the returned lines
+are in the order funds are applied: catalog order, then region code, with
+adjustment lines last (oldest original period first).
+"""
+from __future__ import annotations
+
+import datetime as dt
+from collections import defaultdict
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from decimal import Decimal
+
+from aurora_billing.money import FREE_GB_PER_EMAIL, ZERO, round_money
+from aurora_billing.periods import Period
+from usage.models import CATALOG_ORDER, EMAIL_RESULTS
+
+
+@dataclass(frozen=True)
+class UsageRow:
+    """Unbilled usage of one daily-usage row: ``quantity`` is what no bill
+    has covered yet (for a row never billed, the whole quantity)."""
+
+    id: int | None
+    service: str
+    region: str
+    result: str
+    day: dt.date
+    quantity: Decimal
+    # total quantity of the row (billed + unbilled); settlement marks it billed
+    row_quantity: Decimal | None = None
+
+
+@dataclass
+class PackState:
+    """An email pack and what it still holds (emails)."""
+
+    id: int
+    reference: str
+    region: str
+    valid_from: dt.date
+    valid_until: dt.date
+    remaining: int
+
+    def sort_key(self) -> tuple:
+        return (self.valid_until, self.valid_from, self.reference)
+
+
+@dataclass(frozen=True)
+class LineKey:
+    period: Period  # original period of the usage
+    service: str
+    region: str
+
+
+@dataclass
+class LineDraft:
+    service: str
+    region: str
+    adjustment_for: str  # '' or the original YYYY-MM
+    usage_quantity: Decimal
+    deducted_quantity: Decimal
+    billable_quantity: Decimal
+    unit_price: Decimal
+    currency: str
+    amount: Decimal
+    results: dict[str, int] | None  # email lines: usage by delivery result
+    deductions: list[tuple[int, dt.date, int]] = field(default_factory=list)  # (pack id, day, emails)
+    position: int = 0
+
+
+@dataclass
+class Calculation:
+    lines: list[LineDraft]
+    errors: list[str]
+
+    @property
+    def total(self) -> Decimal:
+        return sum((line.amount for line in self.lines), Decimal("0.00"))
+
+
+PriceFn = Callable[[str, str, Period], Decimal | None]
+
+
+def _whole(value: Decimal) -> int:
+    return int(value)
+
+
+def lines_compute(
+    *,
+    period: Period,
+    usage: Iterable[UsageRow],
+    packs: list[PackState],
+    price_for: PriceFn,
+    currency: str,
+    prior_data_flow: dict[tuple[Period, str], tuple[Decimal, Decimal, Decimal]] | None = None,
+) -> Calculation:
+    """Compute the lines of ``period`` from unbilled ``usage`` (days before
+    the period's end; rows of earlier periods become adjustment lines).
+
+    ``packs`` are mutated: their ``remaining`` drops by what is deducted
+    (callers pass copies for a dry run). ``price_for(service, region,
+    period)`` returns the unit price in effect on the period's first day.
+    ``prior_data_flow[(original period, region)]`` gives, for an already
+    billed period, the (traffic, emails, free GB deducted) its earlier lines
+    covered, so late traffic gets exactly the allowance left.
+    """
+    prior_data_flow = prior_data_flow or {}
+    quantities: dict[LineKey, Decimal] = defaultdict(lambda: ZERO)
+    results: dict[LineKey, dict[str, int]] = {}
+    emails_by_day: dict[tuple[str, dt.date], int] = defaultdict(int)  # (region, day) → emails
+    emails_in: dict[tuple[Period, str], Decimal] = defaultdict(lambda: ZERO)  # (period, region)
+
+    for row in usage:
+        if row.quantity <= 0:
+            continue
+        row_period = Period.of_day(row.day)
+        if row_period > period:
+            raise ValueError(f"usage of {row.day} is after period {period}")
+        key = LineKey(row_period, row.service, row.region)
+        quantities[key] += row.quantity
+        if row.service == "email":
+            per_result = results.setdefault(key, dict.fromkeys(EMAIL_RESULTS, 0))
+            per_result[row.result] += _whole(row.quantity)
+            emails_by_day[(row.region, row.day)] += _whole(row.quantity)
+            emails_in[(row_period, row.region)] += row.quantity
+
+    # Email packs: day by day in date order, packs ordered by valid_until,
+    # valid_from, reference; an exhausted pack is skipped (§4).
+    packs_by_region: dict[str, list[PackState]] = defaultdict(list)
+    for pack in sorted(packs, key=PackState.sort_key):
+        packs_by_region[pack.region].append(pack)
+    deducted: dict[LineKey, Decimal] = defaultdict(lambda: ZERO)
+    deductions: dict[LineKey, list[tuple[int, dt.date, int]]] = defaultdict(list)
+    for (region, day), emails in sorted(emails_by_day.items(), key=lambda kv: (kv[0][1], kv[0][0])):
+        key = LineKey(Period.of_day(day), "email", region)
+        need = emails
+        for pack in packs_by_region.get(region, ()):
+            if need == 0:
+                break
+            if pack.remaining <= 0 or not (pack.valid_from <= day < pack.valid_until):
+                continue
+            take = min(need, pack.remaining)
+            pack.remaining -= take
+            need -= take
+            deducted[key] += take
+            deductions[key].append((pack.id, day, take))
+
+    # Data flow: each billable email brings 0.0002 GB free in its region and
+    # period; deducted = min(traffic, allowance) over the whole period, less
+    # what earlier lines of that period already deducted.
+    for key, traffic in quantities.items():
+        if key.service != "data_flow":
+            continue
+        prior_traffic, prior_emails, prior_free = prior_data_flow.get((key.period, key.region), (ZERO, ZERO, ZERO))
+        allowance = FREE_GB_PER_EMAIL * (prior_emails + emails_in[(key.period, key.region)])
+        total_free = min(prior_traffic + traffic, allowance)
+        deducted[key] = max(ZERO, min(traffic, total_free - prior_free))
+
+    lines: list[LineDraft] = []
+    errors: list[str] = []
+    for key in sorted(quantities, key=lambda k: (k.period != period, k.period,
+                                                  CATALOG_ORDER.index(k.service), k.region)):
+        unit_price = price_for(key.service, key.region, key.period)
+        if unit_price is None:
+            errors.append(
+                f"no {currency} price for {key.service} in region {key.region} "
+                f"in effect on {key.period.first_day.isoformat()}"
+            )
+            continue
+        usage_quantity = quantities[key]
+        deducted_quantity = deducted[key]
+        billable = usage_quantity - deducted_quantity
+        lines.append(
+            LineDraft(
+                service=key.service,
+                region=key.region,
+                adjustment_for="" if key.period == period else str(key.period),
+                usage_quantity=usage_quantity,
+                deducted_quantity=deducted_quantity,
+                billable_quantity=billable,
+                unit_price=unit_price,
+                currency=currency,
+                amount=round_money(billable * unit_price),
+                results=results.get(key),
+                deductions=deductions.get(key, []),
+                position=len(lines),
+            )
+        )
+    return Calculation(lines=lines, errors=errors)

@@ -1,0 +1,55 @@
+"""billing-rules §8, number for number."""
+from decimal import Decimal
+
+import pytest
+
+from aurora_billing.periods import Period
+from aurora_billing.settlement import bill_settle
+from invoices.models import PackDeduction
+from payments.models import LedgerEntry
+from payments.services import funds_balance, topup_record
+
+from .conftest import add_pack, add_price, add_usage, utc
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def worked_example(acme):
+    add_price("email", "sg", "0.000300")
+    add_price("data_flow", "sg", "0.30")
+    topup_record(account=acme, amount=Decimal("5.00"), reference="t1", at=utc(2026, 9, 1))
+    add_pack(acme, "sg", "A", 10_000, "2026-09-01", "2026-10-16")
+    add_pack(acme, "sg", "B", 50_000, "2026-10-10", "2028-10-10")
+    add_usage(acme, "sg", "email", "2026-10-05", 8_000)
+    add_usage(acme, "sg", "email", "2026-10-12", 30_000)
+    add_usage(acme, "sg", "email", "2026-10-20", 40_000)
+    add_usage(acme, "sg", "data_flow", "2026-10-15", "20")
+    return acme
+
+
+def test_worked_example_number_for_number(worked_example):
+    bill, created = bill_settle(account=worked_example, period=Period(2026, 10), now=utc(2026, 11, 1, 7))
+    assert created
+    email, data_flow = bill.lines.order_by("position")
+    assert (email.service_id, email.usage_quantity, email.deducted_quantity, email.billable_quantity) == (
+        "email", Decimal("78000"), Decimal("60000"), Decimal("18000"))
+    assert (email.amount, email.paid, email.balance, email.status) == (
+        Decimal("5.40"), Decimal("5.00"), Decimal("0.40"), "Overdrawn")
+    assert (data_flow.deducted_quantity, data_flow.billable_quantity) == (Decimal("15.6"), Decimal("4.4"))
+    assert (data_flow.amount, data_flow.paid, data_flow.balance, data_flow.status) == (
+        Decimal("1.32"), Decimal("0.00"), Decimal("1.32"), "Overdrawn")
+    assert email.balance + data_flow.balance == Decimal("1.72")
+    by_day = [(d.pack.reference, d.day.isoformat(), d.quantity) for d in PackDeduction.objects.order_by("day", "pack__reference")]
+    assert by_day == [("A", "2026-10-05", 8000), ("A", "2026-10-12", 2000), ("B", "2026-10-12", 28000),
+                      ("B", "2026-10-20", 22000)]
+    assert funds_balance(account=worked_example) == Decimal("0.00")
+    assert LedgerEntry.objects.filter(kind="settlement").count() == 1
+
+
+def test_settling_twice_changes_nothing(worked_example):
+    now = utc(2026, 11, 1, 7)
+    bill, _ = bill_settle(account=worked_example, period=Period(2026, 10), now=now)
+    again, created = bill_settle(account=worked_example, period=Period(2026, 10), now=now)
+    assert not created and again.pk == bill.pk
+    assert PackDeduction.objects.count() == 4
