@@ -39,7 +39,7 @@ def round_money(value: Decimal) -> Decimal:
 def parse_decimal(text: object, *, places: int, what: str = "value") -> Decimal:
     """Parse a non-negative decimal given as a string (or int) with at most
     ``places`` decimal places. Floats are refused: they are not exact."""
-    if isinstance(text, bool) or isinstance(text, float):
+    if isinstance(text, (bool, float)):
         raise ValueError(f"{what} must be a decimal string, not a float")
     try:
         value = Decimal(str(text).strip())

@@ -134,12 +134,18 @@ class PackDeduction(models.Model):
             models.CheckConstraint(condition=Q(quantity__gt=0), name="pack_deduction_positive"),
         ]
 
+    def __str__(self) -> str:
+        return f"{self.quantity} emails from pack {self.pack_id} on {self.day}"
+
 
 class StatementCounter(models.Model):
     """Last statement number issued in a year (numbers are never reused)."""
 
     year = models.PositiveIntegerField(primary_key=True)
     last_number = models.PositiveIntegerField(default=0)
+
+    def __str__(self) -> str:
+        return f"{self.year}: {self.last_number}"
 
 
 class Statement(models.Model):

@@ -40,7 +40,8 @@ def test_worked_example_number_for_number(worked_example):
     assert (data_flow.amount, data_flow.paid, data_flow.balance, data_flow.status) == (
         Decimal("1.32"), Decimal("0.00"), Decimal("1.32"), "Overdrawn")
     assert email.balance + data_flow.balance == Decimal("1.72")
-    by_day = [(d.pack.reference, d.day.isoformat(), d.quantity) for d in PackDeduction.objects.order_by("day", "pack__reference")]
+    deductions = PackDeduction.objects.order_by("day", "pack__reference")
+    by_day = [(d.pack.reference, d.day.isoformat(), d.quantity) for d in deductions]
     assert by_day == [("A", "2026-10-05", 8000), ("A", "2026-10-12", 2000), ("B", "2026-10-12", 28000),
                       ("B", "2026-10-20", 22000)]
     assert funds_balance(account=worked_example) == Decimal("0.00")

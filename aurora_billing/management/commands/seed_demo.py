@@ -137,7 +137,7 @@ class Command(BaseCommand):
             report = settle_account(account=account, now=now)
             self.stdout.write(f"Settled {account.code}: {report.summary()}")
         self.stdout.write("")
-        self.stdout.write("Demo sign-ins (password for all: %s)" % DEMO_PASSWORD)
+        self.stdout.write(f"Demo sign-ins (password for all: {DEMO_PASSWORD})")
         self.stdout.write("  owner@acme.example        owner of Acme Ltd, accountant of 星辰科技 (account switcher)")
         self.stdout.write("  accountant@acme.example   accountant of Acme Ltd")
         self.stdout.write("  viewer@acme.example       viewer of Acme Ltd")
