@@ -1,0 +1,26 @@
+"""seed_demo gives a newcomer a realistic console: ≥4 regions, ≥6 months,
+a paid month and an overdrawn one, and prints the sign-ins."""
+from io import StringIO
+
+import pytest
+from django.core.management import call_command
+
+from invoices.models import Bill, BillLine
+from usage.models import DailyUsage
+
+pytestmark = pytest.mark.django_db
+
+
+def test_seed_demo_builds_paid_and_overdrawn_months_and_is_idempotent():
+    out = StringIO()
+    call_command("seed_demo", stdout=out)
+    text = out.getvalue()
+    assert "owner@acme.example" in text and "demo-pass-123" in text
+    assert DailyUsage.objects.values("region").distinct().count() >= 4
+    assert DailyUsage.objects.dates("day", "month").count() >= 6
+    statuses = {(b.account.code, b.period): {line.status for line in b.lines.all()} for b in Bill.objects.all()}
+    assert any(s == {"Paid"} for s in statuses.values())
+    assert any("Overdrawn" in s for s in statuses.values())
+    counts = (Bill.objects.count(), BillLine.objects.count(), DailyUsage.objects.count())
+    call_command("seed_demo", stdout=StringIO())
+    assert (Bill.objects.count(), BillLine.objects.count(), DailyUsage.objects.count()) == counts
