@@ -4,7 +4,6 @@ Everything under /billing/ shares the ``billing`` namespace; each app
 contributes its own ``billing_patterns``.
 """
 from django.contrib import admin
-from django.contrib.auth import views as auth_views
 from django.urls import include, path
 
 import accounts.urls
@@ -12,7 +11,8 @@ import invoices.urls
 import payments.urls
 import usage.urls
 
-from . import views
+from . import health, views
+from .security import ThrottledLoginView
 
 billing_patterns = [
     path("", views.billing_summary, name="summary"),
@@ -23,8 +23,9 @@ billing_patterns = [
 
 urlpatterns = [
     path("", views.home, name="home"),
+    path("healthz", health.healthz, name="healthz"),
     path("admin/", admin.site.urls),
-    path("accounts/login/", auth_views.LoginView.as_view(redirect_authenticated_user=True), name="login"),
+    path("accounts/login/", ThrottledLoginView.as_view(), name="login"),
     path("accounts/", include("django.contrib.auth.urls")),
     path("accounts/", include(accounts.urls)),
     path("billing/", include((billing_patterns, "billing"))),

@@ -1,7 +1,14 @@
 """Site-level pages: home, the billing console page, help and error pages."""
+import sys
+
+from django.db import InterfaceError, OperationalError
+from django.http import HttpResponseServerError
 from django.shortcuts import redirect, render
+from django.template.loader import render_to_string
 
 from accounts.permissions import account_required
+
+from .middleware import unavailable_response
 
 
 def home(request):
@@ -39,7 +46,9 @@ def page_not_found(request, exception=None):
 
 
 def server_error(request):
-    return render(request, "error.html", {"title": "Something went wrong",
-                                          "message": "The error was logged. Please try again shortly."},
-                  status=500)
+    # Rendered without the request's context processors: the failure may be
+    # the database, which is a 503 (try again) rather than a 500.
+    if isinstance(sys.exc_info()[1], (OperationalError, InterfaceError)):
+        return unavailable_response()
+    return HttpResponseServerError(render_to_string("500.html"))
 
