@@ -1,0 +1,33 @@
+"""``audit_record``: append one event to the audit log (never updated, never deleted)."""
+from __future__ import annotations
+
+import datetime as dt
+import json
+from decimal import Decimal
+from typing import Any
+
+from django.utils import timezone
+
+from .models import AuditEvent
+
+
+def _plain(value: Any) -> Any:
+    """JSON-safe copy: Decimals as strings (never floats), dates as ISO text."""
+    return json.loads(json.dumps(value, default=lambda v: str(v) if isinstance(v, Decimal) else
+                                 v.isoformat() if isinstance(v, (dt.date, dt.datetime)) else str(v)))
+
+
+def audit_record(*, action: str, summary: str, actor=None, account=None, obj=None,
+                 data: dict | None = None, at: dt.datetime | None = None) -> AuditEvent:
+    label = getattr(actor, "email", None) or "system"
+    return AuditEvent.objects.create(
+        at=at or timezone.now(),
+        actor=actor if getattr(actor, "pk", None) else None,
+        actor_label=label,
+        action=action,
+        account=account,
+        object_type=obj._meta.label if obj is not None else "",
+        object_id=str(obj.pk) if obj is not None else "",
+        summary=summary[:500],
+        data=_plain(data or {}),
+    )
