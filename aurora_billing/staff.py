@@ -1,0 +1,56 @@
+"""Staff groups with the least permissions each job needs.
+
+- **support**: billing information and licenses (view and change), and the
+  accounts, users and memberships they belong to (view).
+- **finance**: payments, top-ups (ledger entries), settlement and
+  statements: view everything billing-related, change payments, add ledger
+  entries (top-ups) and ingest tokens.
+- **auditor**: read-only over every billing model and the audit log.
+
+``staff_groups_sync`` runs after every ``migrate`` (post_migrate), so new
+models' permissions join the groups as they appear.
+"""
+from __future__ import annotations
+
+from django.contrib.auth.models import Group, Permission
+from django.db.models import Q
+
+BILLING_APPS = ("accounts", "usage", "invoices", "payments", "aurora_billing", "django_celery_beat")
+
+
+def _perms(query: Q) -> list[Permission]:
+    return list(Permission.objects.filter(query))
+
+
+def staff_groups_sync() -> dict[str, int]:
+    view_all = Q(content_type__app_label__in=BILLING_APPS, codename__startswith="view_")
+    groups = {
+        "support": _perms(
+            Q(content_type__app_label="accounts", codename__in=[
+                "view_billinginfo", "change_billinginfo", "view_billinginfochange",
+                "view_account", "view_membership", "view_user",
+            ])
+        ),
+        "finance": _perms(
+            view_all
+            | Q(content_type__app_label="payments", codename__startswith="change_")
+            | Q(content_type__app_label="payments", codename__startswith="add_")
+            | Q(content_type__app_label="usage", codename__in=["add_ingesttoken", "change_ingesttoken"])
+        ),
+        "auditor": _perms(view_all),
+    }
+    counts = {}
+    for name, perms in groups.items():
+        group, _ = Group.objects.get_or_create(name=name)
+        group.permissions.set(perms)
+        counts[name] = len(perms)
+    return counts
+
+
+def sync_after_migrate(sender, **kwargs) -> None:
+    """post_migrate fires once per app, in INSTALLED_APPS order; permissions
+    of every app exist only when it fires for the last one."""
+    from django.apps import apps
+
+    if sender.label == list(apps.get_app_configs())[-1].label:
+        staff_groups_sync()
