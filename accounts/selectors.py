@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from django.db.models import QuerySet
 
-from .models import Account, Membership, User
+from .models import Account, BillingInfo, BillingInfoChange, Membership, User
 
 
 def membership_list(*, user: User) -> QuerySet[Membership]:
@@ -30,4 +30,16 @@ def account_recipients(*, account: Account, roles: tuple[str, ...] = ("owner", "
         Membership.objects.filter(account=account, role__in=roles, user__is_active=True)
         .order_by("user__email")
         .values_list("user__email", flat=True)
+    )
+
+
+def billing_info_for(*, account: Account) -> BillingInfo | None:
+    """The account's billing information, or None before it is submitted."""
+    return BillingInfo.objects.filter(account=account).select_related("submitted_by").first()
+
+
+def billing_info_history(*, account: Account) -> QuerySet[BillingInfoChange]:
+    """Every recorded change of the account's billing information, newest first."""
+    return BillingInfoChange.objects.filter(account=account).select_related("changed_by").order_by(
+        "-changed_at", "-id"
     )

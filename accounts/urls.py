@@ -7,4 +7,7 @@ urlpatterns = [
 ]
 
 # Mounted under /billing/ in the "billing" namespace.
-billing_patterns: list = []
+billing_patterns = [
+    path("info/", views.billing_info, name="info"),
+    path("info/license/", views.billing_license, name="license"),
+]

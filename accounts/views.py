@@ -1,11 +1,22 @@
+from django.conf import settings
+from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.http import Http404, HttpResponseRedirect
+from django.core.exceptions import PermissionDenied
+from django.http import FileResponse, Http404, HttpResponseNotAllowed, HttpResponseRedirect
+from django.shortcuts import redirect, render
 from django.urls import reverse
+from django.utils import timezone
+from django.utils.cache import patch_vary_headers
 from django.utils.http import url_has_allowed_host_and_scheme
-from django.views.decorators.http import require_POST
+from django.views.decorators.csrf import csrf_exempt, csrf_protect
+from django.views.decorators.http import require_POST, require_safe
 
+from .forms import BillingInfoForm
 from .middleware import SESSION_KEY
-from .selectors import membership_list
+from .permissions import account_required
+from .selectors import billing_info_for, membership_list
+from .services import BillingInfoLocked, billing_info_submit
+from .uploads import LICENSE_MAX_BYTES, REQUIREMENTS, LicenseUploadHandler, request_too_large, too_large_message
 
 
 @require_POST
@@ -23,3 +34,95 @@ def account_switch(request):
     if not url_has_allowed_host_and_scheme(target, allowed_hosts={request.get_host()}):
         target = reverse("billing:summary")
     return HttpResponseRedirect(target)
+
+
+# --- billing information (billing-rules §7) -------------------------------
+
+
+@csrf_exempt  # CSRF is checked by _billing_info, after the upload handler is installed
+def billing_info(request):
+    """GET: the billing information page. POST: the owner's one submission.
+
+    The license upload handler must be in place before anything reads the
+    body, and an oversized request is answered from its Content-Length
+    without reading the body at all."""
+    request.upload_handlers = [LicenseUploadHandler(request)]
+    if request.method == "POST" and request_too_large(request):
+        return _billing_info_too_large(request)
+    return _billing_info(request)
+
+
+def _render_info(request, *, form=None, status=200, error="", license_error=""):
+    membership = request.membership
+    info = billing_info_for(account=membership.account)
+    can_edit = membership.can("edit_billing_info")
+    if form is None and info is None and can_edit:
+        form = BillingInfoForm()
+    return render(request, "accounts/billing_info.html", {
+        "account": membership.account, "info": info, "form": form if info is None else None,
+        "can_edit": can_edit, "error": error, "requirements": REQUIREMENTS,
+        "max_bytes": LICENSE_MAX_BYTES, "license_error": license_error,
+        "support_email": getattr(settings, "BILLING_SUPPORT_EMAIL", ""),
+    }, status=status)
+
+
+@account_required("view")
+def _billing_info_too_large(request):
+    if not request.membership.can("edit_billing_info"):
+        raise PermissionDenied("Only the account owner may submit billing information.")
+    return _render_info(request, status=413, license_error=too_large_message(), error=(
+        "Nothing was saved: " + too_large_message() + " Fill in the form again and choose a smaller file."
+    ))
+
+
+@csrf_protect
+@account_required("view")
+def _billing_info(request):
+    if request.method not in ("GET", "HEAD", "POST"):
+        return HttpResponseNotAllowed(["GET", "POST"])
+    if request.method != "POST":
+        return _render_info(request)
+    membership = request.membership
+    if not membership.can("edit_billing_info"):
+        raise PermissionDenied("Only the account owner may submit billing information.")
+    handler = next((h for h in request.upload_handlers if isinstance(h, LicenseUploadHandler)), None)
+    form = BillingInfoForm(request.POST, request.FILES, upload_errors=handler.errors if handler else None)
+    if not form.is_valid():
+        return _render_info(request, form=form, status=400,
+                            error="Nothing was saved. Correct the fields marked below.")
+    try:
+        billing_info_submit(account=membership.account, user=request.user, values=form.values(),
+                            license=form.clean_license_image, now=timezone.now())
+    except BillingInfoLocked as exc:
+        return _render_info(request, status=409, error=str(exc))
+    messages.success(request, "Billing information submitted. Our team will verify the business license.")
+    return redirect("billing:info")
+
+
+@require_safe
+@account_required("view")
+def billing_license(request):
+    """The current account's license image, to its own users only (another
+    account's user gets 404). Never cached by shared caches, never sniffed,
+    never a public URL."""
+    info = billing_info_for(account=request.membership.account)
+    if info is None or not info.license_file:
+        raise Http404("No business license on file.")
+    return license_response(info)
+
+
+def license_response(info) -> FileResponse:
+    """Serve a stored license (console and admin)."""
+    try:
+        handle = info.license_file.open("rb")
+    except (FileNotFoundError, OSError):
+        raise Http404("The license file is missing from storage.") from None
+    extension = "png" if info.license_content_type == "image/png" else "jpg"
+    response = FileResponse(handle, content_type=info.license_content_type or "application/octet-stream",
+                            as_attachment=False, filename=f"business-license-{info.account.code}.{extension}")
+    response["X-Content-Type-Options"] = "nosniff"
+    response["Cache-Control"] = "private, no-store"
+    response["Content-Security-Policy"] = "default-src 'none'; img-src 'self'; sandbox"
+    response["Cross-Origin-Resource-Policy"] = "same-origin"
+    patch_vary_headers(response, ["Cookie"])
+    return response

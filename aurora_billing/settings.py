@@ -244,3 +244,45 @@ LOGGING = {
         "aurora": {"handlers": ["console"], "level": LOG_LEVEL, "propagate": False},
     },
 }
+
+# --- Billing information uploads (accounts/uploads.py, docs/billing-info.md) ---
+# The business license: at most 2 MB (2,097,152 bytes), refused while it
+# streams in; the whole form request is refused from its Content-Length
+# above the file limit plus 64 KB. Decoded images above the pixel or side
+# limits are refused as decompression bombs.
+BILLING_LICENSE_MAX_BYTES = 2_097_152
+BILLING_INFO_REQUEST_MAX_BYTES = BILLING_LICENSE_MAX_BYTES + 65_536
+BILLING_LICENSE_MAX_PIXELS = 40_000_000
+BILLING_LICENSE_MAX_SIDE = 12_000
+# Stored licenses are readable by the application's user only.
+FILE_UPLOAD_PERMISSIONS = 0o640
+FILE_UPLOAD_DIRECTORY_PERMISSIONS = 0o750
+BILLING_SUPPORT_EMAIL = env.str("BILLING_SUPPORT_EMAIL", default="support@aurora.example")
+# --- end billing information uploads ---
+
+# --- Payments (payments/, docs/payments.md) ---------------------------------
+# A provider is offered only when configured. The sandbox provider approves
+# payments without money: it is on with DEBUG only, unless set explicitly.
+PAYMENTS_SANDBOX = env.bool("PAYMENTS_SANDBOX", default=DEBUG)
+# Top-ups through the console: the amount the payer may choose (account currency).
+PAYMENTS_TOPUP_MIN = env.str("PAYMENTS_TOPUP_MIN", default="1.00")
+PAYMENTS_TOPUP_MAX = env.str("PAYMENTS_TOPUP_MAX", default="100000.00")
+# Alipay (open platform, RSA2): the merchant app's private key signs requests,
+# Alipay's public key verifies notifications (PEM, or the bare base64 body).
+ALIPAY_APP_ID = env.str("ALIPAY_APP_ID", default="")
+ALIPAY_PRIVATE_KEY = env.str("ALIPAY_PRIVATE_KEY", default="", multiline=True)
+ALIPAY_PUBLIC_KEY = env.str("ALIPAY_PUBLIC_KEY", default="", multiline=True)
+ALIPAY_GATEWAY = env.str("ALIPAY_GATEWAY", default="https://openapi.alipay.com/gateway.do")
+# PayPal (Orders v2, webhooks verified with PayPal's certificate).
+PAYPAL_CLIENT_ID = env.str("PAYPAL_CLIENT_ID", default="")
+PAYPAL_CLIENT_SECRET = env.str("PAYPAL_CLIENT_SECRET", default="")
+PAYPAL_WEBHOOK_ID = env.str("PAYPAL_WEBHOOK_ID", default="")
+PAYPAL_API_BASE = env.str("PAYPAL_API_BASE", default="https://api-m.paypal.com")
+# Wire transfer: the bank details shown to the payer, one item per line
+# ("\n" in the variable separates lines). Empty: wire transfer is not offered.
+WIRE_BANK_DETAILS = env.str(
+    "WIRE_BANK_DETAILS", multiline=True,
+    default=("Beneficiary: Aurora SendCloud Pte. Ltd. (demo)\nBank: Example Bank Singapore (demo)\n"
+             "Account number: 000-000000-0 (demo)\nSWIFT/BIC: EXAMPLESGXXX (demo)") if DEBUG else "",
+)
+# --- end payments ---

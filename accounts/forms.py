@@ -1,0 +1,168 @@
+"""Forms: the owner's billing information form and the staff forms for
+Django admin (users by email, billing information with the license)."""
+from __future__ import annotations
+
+from urllib.parse import urlsplit
+
+from django import forms
+from django.contrib.auth.forms import BaseUserCreationForm
+from django.contrib.auth.forms import UserChangeForm as DjangoUserChangeForm
+from django.core.exceptions import ValidationError
+from django.core.validators import URLValidator
+
+from .models import BillingInfo, User, VerificationStatus
+from .uploads import LICENSE_FIELD, LICENSE_MAX_BYTES, REQUIREMENTS, license_image_clean, too_large_message
+
+_MAX = {f.name: f.max_length for f in BillingInfo._meta.get_fields() if getattr(f, "max_length", None)}
+
+
+def clean_website(value: str) -> str:
+    """A real http(s) address with a domain name; ``example.com`` gets
+    ``https://`` in front. Raises ValidationError with a customer message."""
+    value = value.strip()
+    if value and "://" not in value:
+        value = f"https://{value}"
+    try:
+        URLValidator(schemes=["http", "https"])(value)
+    except ValidationError:
+        raise ValidationError(
+            "Enter the company website as a full address, e.g. https://www.example.com.", code="invalid"
+        ) from None
+    host = (urlsplit(value).hostname or "").lower()
+    if host == "localhost" or host.endswith(".localhost") or "." not in host or host.replace(".", "").isdigit():
+        raise ValidationError("Enter the company's public website address with a domain name, "
+                              "e.g. https://www.example.com.", code="invalid")
+    if len(value) > _MAX["website"]:
+        raise ValidationError(f"The website address may be at most {_MAX['website']} characters.", code="max_length")
+    return value
+
+
+def _text(label: str, name: str, help_text: str = "") -> forms.CharField:
+    limit = _MAX[name]
+    return forms.CharField(
+        label=label, max_length=limit, help_text=help_text,
+        error_messages={
+            "required": f"Enter the {label.lower()}.",
+            "max_length": f"{label} may be at most {limit} characters (it has %(show_value)d).",
+        },
+        widget=forms.TextInput(attrs={"autocomplete": "off"}),
+    )
+
+
+class LicenseFileField(forms.FileField):
+    """Any file; the content is judged in ``clean_license``, not the name."""
+
+    default_error_messages = {
+        **forms.FileField.default_error_messages,
+        "required": "Choose the business license image (JPG, JPEG or PNG, at most 2 MB).",
+        "empty": "The file is empty. Choose a JPG, JPEG or PNG image of the license.",
+    }
+
+
+class BillingInfoForm(forms.Form):
+    """The owner's one submission. ``upload_errors`` carries what the upload
+    handler refused while the request streamed in (an oversized file)."""
+
+    contact_name = _text("Contact Name", "contact_name", "The person we contact about invoices.")
+    company_name = _text("Company Name", "company_name", "As registered, in any script, e.g. 星辰科技有限公司.")
+    website = forms.CharField(label="Website", max_length=_MAX["website"] + 8,
+                              help_text="e.g. https://www.example.com",
+                              error_messages={"required": "Enter the company website.",
+                                              "max_length": f"The website address may be at most {_MAX['website']} "
+                                                            "characters."},
+                              widget=forms.TextInput(attrs={"inputmode": "url", "autocomplete": "url"}))
+    company_address = _text("Company Address", "company_address", "City, province or state, country.")
+    detailed_address = _text("Detailed Address", "detailed_address", "Street, building, floor, room.")
+    license = LicenseFileField(
+        label="Business License", help_text=REQUIREMENTS,
+        widget=forms.ClearableFileInput(attrs={"accept": ".jpg,.jpeg,.png,image/jpeg,image/png"}),
+    )
+
+    def __init__(self, *args, upload_errors: dict[str, str] | None = None, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.upload_errors = upload_errors or {}
+        self.clean_license_image = None
+
+    def clean_website(self) -> str:
+        return clean_website(self.cleaned_data["website"])
+
+    def full_clean(self):
+        super().full_clean()
+        if self.is_bound and LICENSE_FIELD in self.upload_errors:
+            self.errors.pop(LICENSE_FIELD, None)
+            self.add_error(LICENSE_FIELD, ValidationError(self.upload_errors[LICENSE_FIELD], code="too_large"))
+
+    def clean_license(self):
+        upload = self.cleaned_data.get("license")
+        if LICENSE_FIELD in self.upload_errors or upload is None:
+            return upload
+        self.clean_license_image = license_image_clean(data=upload.read())
+        return upload
+
+    def values(self) -> dict[str, str]:
+        return {key: self.cleaned_data[key] for key in
+                ("contact_name", "company_name", "website", "company_address", "detailed_address")}
+
+
+class BillingInfoAdminForm(forms.ModelForm):
+    """Staff edit: text fields, review status, and an optional replacement
+    license checked exactly like the customer's upload."""
+
+    website = forms.CharField(label="Website", max_length=_MAX["website"] + 8)
+    license_upload = forms.FileField(
+        label="Replace business license", required=False,
+        help_text="JPG, JPEG or PNG, at most 2 MB; decoded and re-encoded without metadata.",
+    )
+
+    class Meta:
+        model = BillingInfo
+        fields = ("account", "contact_name", "company_name", "website", "company_address", "detailed_address",
+                  "verification_status", "rejection_reason")
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.clean_license_image = None
+
+    def clean_website(self) -> str:
+        return clean_website(self.cleaned_data["website"])
+
+    def clean_license_upload(self):
+        upload = self.cleaned_data.get("license_upload")
+        if upload:
+            if upload.size > LICENSE_MAX_BYTES:
+                raise ValidationError(too_large_message(upload.size))
+            self.clean_license_image = license_image_clean(data=upload.read())
+        return upload
+
+    def clean(self):
+        cleaned = super().clean()
+        if (cleaned.get("verification_status") == VerificationStatus.REJECTED
+                and not (cleaned.get("rejection_reason") or "").strip()):
+            self.add_error("rejection_reason", "Give the reason for the rejection; the customer sees it.")
+        return cleaned
+
+
+class UserCreationForm(BaseUserCreationForm):
+    """Admin: a new user by email address (stored lower-case)."""
+
+    class Meta:
+        model = User
+        fields = ("email", "full_name")
+
+    def clean_email(self) -> str:
+        email = self.cleaned_data["email"].strip().lower()
+        if User.objects.filter(email__iexact=email).exists():
+            raise ValidationError("A user with this email address already exists.", code="unique")
+        return email
+
+
+class UserChangeForm(DjangoUserChangeForm):
+    class Meta:
+        model = User
+        fields = "__all__"
+
+    def clean_email(self) -> str:
+        email = self.cleaned_data["email"].strip().lower()
+        if User.objects.filter(email__iexact=email).exclude(pk=self.instance.pk).exists():
+            raise ValidationError("A user with this email address already exists.", code="unique")
+        return email

@@ -1,0 +1,211 @@
+"""The business license check (billing-rules §7), without HTTP: a corpus of
+bad files, each refused with a clear message, and good JPEG/PNG files
+re-encoded without metadata. The HTTP tests (nothing stored, 404s, roles)
+are in test_billing_info.py and reuse the builders here."""
+from __future__ import annotations
+
+import functools
+import io
+import struct
+import zlib
+
+import pytest
+from django.core.exceptions import ValidationError
+from PIL import Image
+
+from accounts.uploads import LICENSE_MAX_BYTES, license_image_clean
+
+# --- builders ---------------------------------------------------------------
+
+
+def png_bytes(size=(320, 200), color=(30, 90, 200), mode="RGB", **save) -> bytes:
+    out = io.BytesIO()
+    Image.new(mode, size, color if mode != "1" else 0).save(out, format="PNG", **save)
+    return out.getvalue()
+
+
+def jpeg_bytes(size=(320, 200), color=(200, 60, 30), exif: Image.Exif | None = None, **save) -> bytes:
+    out = io.BytesIO()
+    kwargs = dict(save)
+    if exif is not None:
+        kwargs["exif"] = exif
+    Image.new("RGB", size, color).save(out, format="JPEG", quality=85, **kwargs)
+    return out.getvalue()
+
+
+def other_image(fmt: str, size=(64, 64)) -> bytes:
+    out = io.BytesIO()
+    Image.new("RGB", size, (0, 128, 0)).save(out, format=fmt)
+    return out.getvalue()
+
+
+def png_chunk(kind: bytes, data: bytes) -> bytes:
+    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+
+
+def png_padded_to(total: int) -> bytes:
+    """A valid PNG of exactly ``total`` bytes: a private ancillary chunk
+    before IDAT pads it (and is stripped by re-encoding)."""
+    base = png_bytes((40, 30))
+    ihdr_end = 8 + 25
+    pad = total - len(base) - 12
+    assert pad >= 0
+    return base[:ihdr_end] + png_chunk(b"prVt", b"\0" * pad) + base[ihdr_end:]
+
+
+def png_header_only(width: int, height: int, bit_depth=8, color_type=2) -> bytes:
+    """Signature, IHDR claiming ``width``×``height``, a tiny IDAT, IEND."""
+    ihdr = struct.pack(">IIBBBBB", width, height, bit_depth, color_type, 0, 0, 0)
+    return (b"\x89PNG\r\n\x1a\n" + png_chunk(b"IHDR", ihdr) + png_chunk(b"IDAT", zlib.compress(b"\0" * 64))
+            + png_chunk(b"IEND", b""))
+
+
+@functools.cache
+def decompression_bomb() -> bytes:
+    """7,000 × 7,000 = 49 M pixels of one colour: 2,410 bytes compressed."""
+    return png_bytes((7000, 7000), mode="1", optimize=True)
+
+
+HTML = b"<!DOCTYPE html><html><body><script>alert(document.cookie)</script></body></html>"
+SVG = b'<?xml version="1.0"?><svg xmlns="http://www.w3.org/2000/svg" onload="alert(1)"><rect/></svg>'
+PDF = b"%PDF-1.4\n1 0 obj << /Type /Catalog >> endobj\ntrailer << /Root 1 0 R >>\n%%EOF\n"
+
+# (case id, file name as uploaded, content, message fragment)
+BAD_UPLOADS = [
+    ("empty", "license.png", lambda: b"", "The file is empty"),
+    ("over-2mb", "license.png", lambda: png_padded_to(LICENSE_MAX_BYTES + 1), "at most 2 MB"),
+    ("truncated-png", "license.png", lambda: png_bytes((400, 300), (1, 2, 3))[:-200], "damaged or truncated"),
+    ("truncated-jpeg", "license.jpg", lambda: jpeg_bytes((400, 300))[:1500], "damaged or truncated"),
+    ("gif-as-png", "license.png", lambda: other_image("GIF"), "is a GIF image, not a JPEG or PNG"),
+    ("gif-as-jpg", "license.jpg", lambda: other_image("GIF"), "is a GIF image, not a JPEG or PNG"),
+    ("bmp-as-png", "license.png", lambda: other_image("BMP"), "is a BMP image, not a JPEG or PNG"),
+    ("bmp-as-jpg", "license.jpg", lambda: other_image("BMP"), "is a BMP image, not a JPEG or PNG"),
+    ("webp-as-png", "license.png", lambda: other_image("WEBP"), "is a WebP image, not a JPEG or PNG"),
+    ("webp-as-jpg", "license.jpg", lambda: other_image("WEBP"), "is a WebP image, not a JPEG or PNG"),
+    ("svg-as-png", "license.png", lambda: SVG, "is an SVG drawing, not a JPEG or PNG"),
+    ("svg-as-jpg", "license.jpg", lambda: SVG, "is an SVG drawing, not a JPEG or PNG"),
+    ("pdf-as-png", "license.png", lambda: PDF, "is a PDF document, not a JPEG or PNG"),
+    ("pdf-as-jpg", "license.jpg", lambda: PDF, "is a PDF document, not a JPEG or PNG"),
+    ("html-as-png", "license.png", lambda: HTML, "is an HTML page, not a JPEG or PNG"),
+    ("html-as-jpg", "license.jpg", lambda: HTML, "is an HTML page, not a JPEG or PNG"),
+    ("html-after-png-signature", "license.png", lambda: b"\x89PNG\r\n\x1a\n" + HTML, "damaged or truncated"),
+    ("html-after-png-header", "license.png", lambda: png_bytes()[:33] + HTML, "damaged or truncated"),
+    ("html-appended-to-png", "license.png", lambda: png_bytes() + HTML, "damaged or truncated"),
+    ("html-after-jpeg-header", "license.jpg", lambda: jpeg_bytes()[:20] + HTML, "damaged or truncated"),
+    ("decompression-bomb", "license.png", decompression_bomb, "too many pixels (7000×7000 pixels)"),
+    ("pillow-bomb", "license.png", lambda: png_header_only(20_000, 10_000), "too many pixels"),
+    ("absurd-width", "license.png", lambda: png_bytes((100_000, 1), mode="1"), "100000×1 pixels"),
+    ("absurd-height", "license.png", lambda: png_header_only(1, 50_000), "1×50000 pixels"),
+    ("huge-claimed-size", "license.png", lambda: png_header_only(65_535, 65_535), "too many pixels"),
+]
+
+
+# --- the corpus ---------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("name", "content", "message"), [(n, c, m) for _, n, c, m in BAD_UPLOADS],
+                         ids=[case[0] for case in BAD_UPLOADS])
+def test_bad_upload_is_refused_with_a_clear_message(name, content, message):
+    with pytest.raises(ValidationError) as info:
+        license_image_clean(data=content())
+    assert message in info.value.messages[0]
+
+
+def test_decompression_bomb_is_small_on_disk():
+    # The point of a bomb: a tiny file that would decode to 49 M pixels.
+    assert len(decompression_bomb()) < 20_000
+
+
+def test_exactly_2_mb_is_accepted_and_one_byte_more_is_not():
+    exact = png_padded_to(LICENSE_MAX_BYTES)
+    assert len(exact) == 2_097_152
+    clean = license_image_clean(data=exact)
+    assert clean.content_type == "image/png"
+    assert (clean.width, clean.height) == (40, 30)
+    assert b"prVt" not in clean.content  # the padding chunk is gone
+    with pytest.raises(ValidationError, match="at most 2 MB"):
+        license_image_clean(data=png_padded_to(LICENSE_MAX_BYTES + 1))
+
+
+# --- good files ----------------------------------------------------------------
+
+
+def test_valid_png_is_accepted_whatever_its_name():
+    clean = license_image_clean(data=png_bytes((320, 200)))
+    assert clean.content_type == "image/png"
+    assert (clean.width, clean.height) == (320, 200)
+    assert clean.content.startswith(b"\x89PNG\r\n\x1a\n")
+    with Image.open(io.BytesIO(clean.content)) as image:
+        image.load()
+        assert image.getpixel((10, 10)) == (30, 90, 200)
+
+
+def test_valid_jpeg_is_accepted():
+    clean = license_image_clean(data=jpeg_bytes((320, 200)))
+    assert clean.content_type == "image/jpeg"
+    assert (clean.width, clean.height) == (320, 200)
+    assert clean.content.startswith(b"\xff\xd8\xff")
+    assert len(clean.sha256) == 64
+
+
+def test_jpeg_metadata_is_stripped():
+    exif = Image.Exif()
+    exif[0x010F] = "SpyCam Industries"  # Make
+    exif[0x0131] = "LeakyEditor 1.0"  # Software
+    data = jpeg_bytes(exif=exif, comment=b"secret internal note", icc_profile=b"\0" * 128)
+    assert b"SpyCam Industries" in data and b"secret internal note" in data
+    clean = license_image_clean(data=data)
+    assert b"SpyCam" not in clean.content
+    assert b"LeakyEditor" not in clean.content
+    assert b"secret internal note" not in clean.content
+    with Image.open(io.BytesIO(clean.content)) as image:
+        assert dict(image.getexif()) == {}
+        assert "icc_profile" not in image.info
+        assert "comment" not in image.info
+
+
+def test_png_metadata_is_stripped():
+    from PIL.PngImagePlugin import PngInfo
+
+    meta = PngInfo()
+    meta.add_text("Author", "Jane Secret")
+    meta.add_itxt("Comment", "内部资料", lang="zh")
+    exif = Image.Exif()
+    exif[0x010F] = "SpyCam Industries"
+    data = png_bytes(pnginfo=meta, exif=exif)
+    assert b"Jane Secret" in data and b"SpyCam" in data
+    clean = license_image_clean(data=data)
+    for leaked in (b"Jane Secret", b"SpyCam", "内部资料".encode(), b"tEXt", b"iTXt", b"eXIf"):
+        assert leaked not in clean.content
+    with Image.open(io.BytesIO(clean.content)) as image:
+        assert dict(image.getexif()) == {}
+        assert image.text == {}
+
+
+def test_exif_orientation_is_applied_before_it_is_dropped():
+    exif = Image.Exif()
+    exif[0x0112] = 6  # rotate 90° clockwise to display
+    clean = license_image_clean(data=jpeg_bytes((300, 100), exif=exif))
+    assert (clean.width, clean.height) == (100, 300)
+    with Image.open(io.BytesIO(clean.content)) as image:
+        assert image.size == (100, 300)
+        assert 0x0112 not in image.getexif()
+
+
+def test_palette_png_with_transparency_keeps_it():
+    image = Image.new("P", (50, 50), 0)
+    image.putpalette([255, 255, 255, 0, 0, 0] + [0] * 762)
+    out = io.BytesIO()
+    image.save(out, format="PNG", transparency=0)
+    clean = license_image_clean(data=out.getvalue())
+    with Image.open(io.BytesIO(clean.content)) as result:
+        assert result.mode == "P"
+        assert result.info.get("transparency") == 0
+
+
+def test_cmyk_jpeg_is_stored_as_rgb():
+    out = io.BytesIO()
+    Image.new("CMYK", (60, 40), (0, 255, 255, 0)).save(out, format="JPEG")
+    clean = license_image_clean(data=out.getvalue())
+    with Image.open(io.BytesIO(clean.content)) as image:
+        assert image.mode == "RGB"
