@@ -5,10 +5,14 @@ from django.db import InterfaceError, OperationalError
 from django.http import HttpResponseServerError
 from django.shortcuts import redirect, render
 from django.template.loader import render_to_string
+from django.utils import timezone
 
 from accounts.permissions import account_required
+from usage.models import RESULT_CATEGORY, EmailResult, ServiceItem
 
+from .console import billing_console, console_periods
 from .middleware import unavailable_response
+from .periods import Period, PeriodError
 
 
 def home(request):
@@ -19,12 +23,38 @@ def home(request):
 
 @account_required("view")
 def billing_summary(request):
-    """The billing console (filled in by the console issue)."""
-    return render(request, "billing/summary.html", {"account": request.membership.account})
+    """The billing console: ``?period=YYYY-MM`` (default: the current month).
+    A malformed or out-of-range period is a 400 page naming the periods
+    that exist."""
+    membership = request.membership
+    account = membership.account
+    now = timezone.now()
+    text = request.GET.get("period", "").strip()
+    try:
+        period = Period.parse(text) if text else Period.current(now)
+        console = billing_console(account=account, period=period, now=now)
+    except PeriodError as exc:
+        return render(request, "billing/period_error.html", {
+            "title": "No such billing period", "message": str(exc),
+            "periods": console_periods(account=account, now=now),
+        }, status=400)
+    return render(request, "billing/summary.html", {
+        "account": account,
+        "console": console,
+        "can_export": membership.can("export"),
+        "can_download": membership.can("statements") and console.is_settled,
+        "can_repay": membership.can("repay") and console.total_due > 0,
+    })
 
 
 def help_billing(request):
-    return render(request, "help/billing.html")
+    now = timezone.now()
+    return render(request, "help/billing.html", {
+        "current": Period.current(now),
+        "previous": Period.current(now).previous(),
+        "services": ServiceItem.objects.all(),
+        "results": [(r.value, r.label, RESULT_CATEGORY[r.value]) for r in EmailResult],
+    })
 
 
 def _error(request, status: int, title: str, message: str):
