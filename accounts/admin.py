@@ -53,6 +53,10 @@ class UserAdmin(DjangoUserAdmin):
     )
     inlines = (UserMembershipInline,)
 
+    def get_inlines(self, request, obj):
+        # Memberships are added once the user exists (the add form is email and password only).
+        return self.inlines if obj is not None else ()
+
 
 @admin.register(Account)
 class AccountAdmin(admin.ModelAdmin):

@@ -35,6 +35,16 @@ ACCOUNT_CODE_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
 CURRENCY_RE = re.compile(r"^[A-Z]{3}$")
 MAX_ERRORS = 50
 BILLING_INFO_FIELDS = ("contact_name", "company_name", "website", "company_address", "detailed_address")
+# Largest values the columns hold: Decimal(18, 6) prices and Decimal(14, 2)
+# amounts have 12 integer digits; pack quantities are capped well inside
+# a BigIntegerField at a trillion emails.
+MAX_DECIMAL = Decimal(10) ** 12
+MAX_QUANTITY = 10**12
+DOCUMENT_PATH = "(document)"
+
+
+def _max_length(model, field: str) -> int:
+    return model._meta.get_field(field).max_length
 
 
 class ProvisionError(ValueError):
@@ -80,13 +90,14 @@ class _Checker:
             self.err(path, "must be an object")
             return False
         ok = True
+        prefix = "" if path == DOCUMENT_PATH else f"{path}."
         for key in required:
             if key not in value:
-                self.err(f"{path}.{key}" if path else key, "is required")
+                self.err(f"{prefix}{key}", "is required")
                 ok = False
         for key in value:
             if key not in required and key not in optional:
-                self.err(f"{path}.{key}" if path else key, "is not a known key")
+                self.err(f"{prefix}{key}", "is not a known key")
                 ok = False
         return ok
 
@@ -126,24 +137,40 @@ class _Checker:
             self.err(path, "must be a decimal string, e.g. \"0.000300\"")
             return None
         try:
-            return parse_decimal(value, places=places, what="value")
+            number = parse_decimal(value, places=places, what="value")
         except ValueError as exc:
             self.err(path, str(exc).replace("value ", "", 1) if str(exc).startswith("value ") else str(exc))
             return None
+        if number >= MAX_DECIMAL:
+            self.err(path, f"must be less than {MAX_DECIMAL}")
+            return None
+        return number
 
     def whole(self, value: Any, path: str) -> int | None:
         if isinstance(value, bool) or not (
-            isinstance(value, int) or (isinstance(value, str) and value.isdigit())
+            isinstance(value, int) or (isinstance(value, str) and value.isascii() and value.isdigit())
         ) or int(value) < 0:
             self.err(path, "must be a whole number ≥ 0")
             return None
+        if int(value) > MAX_QUANTITY:
+            self.err(path, f"must be at most {MAX_QUANTITY}")
+            return None
         return int(value)
+
+    def region(self, value: Any, path: str, known: set[str]) -> str | None:
+        if not isinstance(value, str):
+            self.err(path, "must be a region code (a string)")
+            return None
+        if value not in known:
+            self.err(path, f"unknown region {value!r}")
+            return None
+        return value
 
 
 def provision_validate(*, data: Any) -> dict:
     """Check the whole document; return it normalised, or raise ProvisionError."""
     c = _Checker()
-    if not c.obj(data, "", (), ("regions", "prices", "accounts")):
+    if not c.obj(data, DOCUMENT_PATH, (), ("regions", "prices", "accounts")):
         raise ProvisionError(c.errors)
     out: dict[str, list] = {"regions": [], "prices": [], "accounts": []}
 
@@ -155,7 +182,7 @@ def provision_validate(*, data: Any) -> dict:
             continue
         code = c.text(item["code"], f"{path}.code", max_length=32, pattern=CODE_RE,
                       hint="must be a short lower-case code such as sg or us-east")
-        name = c.text(item["name"], f"{path}.name", max_length=100)
+        name = c.text(item["name"], f"{path}.name", max_length=_max_length(Region, "name"))
         if code and code in seen_regions:
             c.err(f"{path}.code", f"duplicate region code {code!r}")
         elif code and name:
@@ -173,8 +200,7 @@ def provision_validate(*, data: Any) -> dict:
         if service not in CATALOG_ORDER:
             c.err(f"{path}.service", f"unknown service item {service!r}; expected one of {', '.join(CATALOG_ORDER)}")
             ok = False
-        if region not in known_regions:
-            c.err(f"{path}.region", f"unknown region {region!r}")
+        if c.region(region, f"{path}.region", known_regions) is None:
             ok = False
         unit_price = c.decimal(item["unit_price"], f"{path}.unit_price", places=6)
         currency = c.text(item.get("currency", "USD"), f"{path}.currency", max_length=3, pattern=CURRENCY_RE,
@@ -202,7 +228,7 @@ def provision_validate(*, data: Any) -> dict:
             code = None
         if code:
             seen_accounts.add(code)
-        name = c.text(item["name"], f"{path}.name", max_length=200)
+        name = c.text(item["name"], f"{path}.name", max_length=_max_length(Account, "name"))
         currency = c.text(item.get("currency", "USD"), f"{path}.currency", max_length=3,
                           pattern=CURRENCY_RE, hint="must be a three-letter ISO 4217 code such as USD")
         account = {"code": code, "name": name, "currency": currency, "users": [], "packs": [],
@@ -230,37 +256,46 @@ def provision_validate(*, data: Any) -> dict:
             if password is not None and (not isinstance(password, str) or len(password) < 8):
                 c.err(f"{upath}.password", "must be a string of at least 8 characters")
                 password = None
+            name = user.get("name", "")
+            if not isinstance(name, str):
+                c.err(f"{upath}.name", "must be a string")
+                name = None
+            elif len(name) > _max_length(User, "full_name"):
+                c.err(f"{upath}.name", f"must be at most {_max_length(User, 'full_name')} characters")
+                name = None
+            staff = user.get("staff", False)
+            if not isinstance(staff, bool):
+                c.err(f"{upath}.staff", "must be true or false")
+                staff = None
             if email in seen_emails:
                 c.err(f"{upath}.email", f"duplicate user {email!r} in this account")
                 continue
             if email and password and passwords.setdefault(email, password) != password:
                 c.err(f"{upath}.password", f"differs from the password given for {email} elsewhere in the file")
-            if email and role:
+            if email and role and name is not None and staff is not None:
                 seen_emails.add(email)
                 account["users"].append({"email": email, "role": role, "password": password,
-                                         "name": str(user.get("name", ""))[:150],
-                                         "staff": bool(user.get("staff", False))})
+                                         "name": name, "staff": staff})
 
         seen_refs: set[str] = set()
         for j, pack in enumerate(c.lst(item.get("packs"), f"{path}.packs")):
             ppath = f"{path}.packs[{j}]"
             if not c.obj(pack, ppath, ("reference", "region", "quantity", "valid_from", "valid_until")):
                 continue
-            ref = c.text(pack["reference"], f"{ppath}.reference", max_length=100)
+            ref = c.text(pack["reference"], f"{ppath}.reference", max_length=_max_length(EmailPack, "reference"))
             if ref in seen_refs:
                 c.err(f"{ppath}.reference", f"duplicate pack reference {ref!r}")
                 ref = None
-            if pack["region"] not in known_regions:
-                c.err(f"{ppath}.region", f"unknown region {pack['region']!r}")
+            region = c.region(pack["region"], f"{ppath}.region", known_regions)
             quantity = c.whole(pack["quantity"], f"{ppath}.quantity")
             valid_from = c.day(pack["valid_from"], f"{ppath}.valid_from")
             valid_until = c.day(pack["valid_until"], f"{ppath}.valid_until")
             if valid_from and valid_until and valid_until <= valid_from:
                 c.err(f"{ppath}.valid_until", "must be after valid_from")
                 valid_until = None
-            if ref and pack["region"] in known_regions and quantity is not None and valid_from and valid_until:
+            if ref and region and quantity is not None and valid_from and valid_until:
                 seen_refs.add(ref)
-                account["packs"].append({"reference": ref, "region": pack["region"], "quantity": quantity,
+                account["packs"].append({"reference": ref, "region": region, "quantity": quantity,
                                          "valid_from": valid_from, "valid_until": valid_until})
 
         seen_topups: set[str] = set()
@@ -268,7 +303,8 @@ def provision_validate(*, data: Any) -> dict:
             tpath = f"{path}.topups[{j}]"
             if not c.obj(topup, tpath, ("reference", "amount", "at")):
                 continue
-            ref = c.text(topup["reference"], f"{tpath}.reference", max_length=120)
+            ref = c.text(topup["reference"], f"{tpath}.reference",
+                         max_length=_max_length(LedgerEntry, "reference"))
             if ref in seen_topups:
                 c.err(f"{tpath}.reference", f"duplicate top-up reference {ref!r}")
                 ref = None
@@ -297,7 +333,7 @@ def provision_validate(*, data: Any) -> dict:
             if c.obj(info, ipath, BILLING_INFO_FIELDS):
                 values = {}
                 for key in BILLING_INFO_FIELDS:
-                    values[key] = c.text(info[key], f"{ipath}.{key}", max_length=300 if "address" in key else 200)
+                    values[key] = c.text(info[key], f"{ipath}.{key}", max_length=_max_length(BillingInfo, key))
                 if values["website"]:
                     try:
                         URLValidator(schemes=["http", "https"])(values["website"])

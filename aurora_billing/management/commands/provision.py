@@ -22,6 +22,8 @@ class Command(BaseCommand):
             raise CommandError(f"{file}: not UTF-8 text") from None
         except json.JSONDecodeError as exc:
             raise CommandError(f"{file}: not valid JSON (line {exc.lineno}, column {exc.colno}: {exc.msg})") from None
+        except OSError as exc:
+            raise CommandError(f"{file}: cannot read ({exc.strerror or exc})") from None
         try:
             result = provision_apply(data=data)
         except ProvisionError as exc:
