@@ -18,6 +18,7 @@ from django.template.loader import render_to_string
 from accounts.models import Account
 from accounts.selectors import account_recipients
 from aurora_billing.money import ZERO_MONEY, round_money
+from aurora_billing.queue import enqueue_on_commit
 from invoices.models import Bill, BillLine, LineStatus
 
 from .models import (
@@ -37,7 +38,10 @@ from .selectors import payment_lines
 def funds_balance(*, account: Account) -> Decimal:
     """The account's prepaid funds: the sum of its ledger entries."""
     total = LedgerEntry.objects.filter(account=account).aggregate(total=Sum("amount"))["total"]
-    return total if total is not None else ZERO_MONEY
+    # round_money: SQLite sums decimals as binary floats (0.1 + 0.2 ≠ 0.3);
+    # on PostgreSQL the sum is exact and this changes nothing.
+    balance = round_money(total) if total is not None else ZERO_MONEY
+    return balance if balance else ZERO_MONEY  # never -0.00
 
 
 def funds_apply_to_bill(*, bill: Bill, now: dt.datetime) -> Decimal:
@@ -335,8 +339,9 @@ def payment_confirm(*, payment: Payment, transaction_id: str, now: dt.datetime, 
             _event(payment=payment, method=payment.method, kind="succeeded", payload=payload, now=now,
                    message=f"{payment.amount} {payment.currency} received ({transaction_id or 'no transaction id'})"
                            + (f"; {reason}" if reason else ""))
-            payment_id = payment.pk
-            transaction.on_commit(lambda: _receipt_enqueue(payment_id))
+            from .tasks import payment_receipt_send_task  # tasks import this module
+
+            enqueue_on_commit(payment_receipt_send_task, payment.pk)
     except (IntegrityError, _TransactionTaken):
         # A concurrent confirmation of the same money won (unique transaction
         # id or ledger reference), or the transaction belongs to another payment.
@@ -471,17 +476,6 @@ def wire_confirm(*, payment: Payment, amount: Decimal, currency: str, bank_refer
                                payload={"bank_reference": bank_reference, "confirmed_by": str(staff_user)})
     except CallbackRefused as exc:
         raise PaymentError(str(exc)) from None
-
-
-def _receipt_enqueue(payment_id: int) -> None:
-    """Queue the receipt email. The payment is committed already: a mail or
-    broker failure is logged and never turns the payer's success into an error."""
-    from .tasks import payment_receipt_send_task
-
-    try:
-        payment_receipt_send_task.delay(payment_id)
-    except Exception:
-        log.exception("receipt email of payment id=%s could not be sent or queued", payment_id)
 
 
 def payment_receipt_send(*, payment: Payment, site_url: str, now: dt.datetime) -> list[str]:

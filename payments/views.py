@@ -251,12 +251,13 @@ def provider_callback(request, method: str):
     if provider is None or not provider.online or not provider.is_configured():
         raise Http404("Unknown payment provider.")
     now = timezone.now()
+    body = request.body  # read first: kept for the audit trail, and PayPal signs the raw bytes
     try:
         notification = provider.callback_verify(request=request)
     except CallbackRejected as exc:
         log.warning("payment callback rejected method=%s: %s", method, exc)
         PaymentEvent.objects.create(method=method, kind="rejected", message=str(exc)[:500], at=now,
-                                    payload={"body": request.body[:4000].decode(errors="replace")})
+                                    payload={"body": body[:4000].decode(errors="replace")})
         return HttpResponseBadRequest("rejected", content_type="text/plain")
     try:
         payment_notification_handle(method=method, notification=notification, now=now)
