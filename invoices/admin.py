@@ -1,0 +1,178 @@
+"""Staff admin for bills, lines, pack deductions and statements.
+
+Everything here is read-only: bills change only through settlement and
+repayments. Staff actions: download a statement PDF (the stored bytes),
+email statements again, and the all-accounts CSV export (a link on the
+bills list, streamed like ``export_billing``).
+"""
+from __future__ import annotations
+
+from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied
+from django.http import FileResponse, Http404
+from django.shortcuts import get_object_or_404, redirect
+from django.urls import path, reverse
+from django.utils import timezone
+from django.utils.html import format_html
+
+from aurora_billing.periods import Period, PeriodError
+
+from .export import export_periods, staff_export_csv
+from .models import Bill, BillLine, PackDeduction, Statement
+from .statements import (
+    StatementEmailError,
+    statement_email_send,
+    statement_filename,
+)
+from .views import csv_response
+
+
+class ReadOnlyAdmin(admin.ModelAdmin):
+    def has_add_permission(self, request, obj=None):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
+class BillLineInline(admin.TabularInline):
+    model = BillLine
+    fields = ("position", "service", "region", "adjustment_for", "usage_quantity", "deducted_quantity",
+              "billable_quantity", "unit_price", "amount", "paid", "balance", "status")
+    readonly_fields = fields
+    ordering = ("position",)
+    extra = 0
+    can_delete = False
+    show_change_link = True
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+
+def _pdf_link(statement: Statement | None):
+    if statement is None or not statement.pdf:
+        return "—"
+    url = reverse("admin:invoices_statement_pdf", args=[statement.pk])
+    return format_html('<a href="{}">{}</a>', url, statement.number)
+
+
+@admin.register(Bill)
+class BillAdmin(ReadOnlyAdmin):
+    list_display = ("account", "period", "currency", "total_amount", "funds_applied", "settled_at", "statement_pdf")
+    list_filter = ("period", "currency")
+    search_fields = ("account__code", "account__name", "period")
+    list_select_related = ("account", "statement")
+    readonly_fields = ("account", "period", "currency", "settled_at", "total_amount", "funds_applied",
+                       "billing_info_snapshot", "statement_pdf")
+    inlines = [BillLineInline]
+    change_list_template = "invoices/admin_bill_change_list.html"
+
+    @admin.display(description="statement")
+    def statement_pdf(self, obj):
+        return _pdf_link(getattr(obj, "statement", None))
+
+    def get_urls(self):
+        export = path("export.csv", self.admin_site.admin_view(self.export_view), name="invoices_bill_export")
+        return [export, *super().get_urls()]
+
+    def changelist_view(self, request, extra_context=None):
+        previous = Period.current(timezone.now()).previous()
+        extra_context = {**(extra_context or {}), "export_default_period": str(previous)}
+        return super().changelist_view(request, extra_context=extra_context)
+
+    def export_view(self, request):
+        """Every account's settled lines, ``?period=YYYY-MM[&to=YYYY-MM]``."""
+        if not self.has_view_permission(request):
+            raise PermissionDenied
+        first, last = request.GET.get("period", "").strip(), request.GET.get("to", "").strip() or None
+        try:
+            periods = export_periods(first=first, last=last, now=timezone.now(), max_periods=None)
+        except PeriodError as exc:
+            self.message_user(request, f"Export: {exc}", messages.ERROR)
+            return redirect("admin:invoices_bill_changelist")
+        span = str(periods[0]) if len(periods) == 1 else f"{periods[0]}_{periods[-1]}"
+        return csv_response(staff_export_csv(first=periods[0], last=periods[-1]),
+                            f"aurora-billing-all-accounts-{span}.csv")
+
+
+@admin.register(BillLine)
+class BillLineAdmin(ReadOnlyAdmin):
+    list_display = ("bill", "service", "region", "adjustment_for", "billable_quantity", "unit_price", "amount",
+                    "paid", "balance", "status")
+    list_filter = ("status", "service", "region", "bill__period")
+    search_fields = ("bill__account__code", "bill__period")
+    list_select_related = ("bill__account", "service", "region")
+
+
+@admin.register(PackDeduction)
+class PackDeductionAdmin(ReadOnlyAdmin):
+    list_display = ("day", "pack", "quantity", "line")
+    list_filter = ("day",)
+    search_fields = ("pack__reference", "line__bill__account__code")
+    list_select_related = ("pack", "line__bill__account", "line__service", "line__region")
+
+
+@admin.register(Statement)
+class StatementAdmin(ReadOnlyAdmin):
+    list_display = ("number", "account", "period", "issued_at", "emailed_at", "email_attempts", "last_email_error",
+                    "download")
+    list_filter = ("bill__period", ("emailed_at", admin.EmptyFieldListFilter))
+    search_fields = ("number", "bill__account__code", "bill__account__name")
+    list_select_related = ("bill__account",)
+    readonly_fields = ("number", "bill", "issued_at", "download", "sha256", "emailed_at", "email_recipients",
+                       "email_attempts", "last_email_error")
+    exclude = ("pdf",)
+    actions = ["email_again"]
+
+    @admin.display(description="account", ordering="bill__account__code")
+    def account(self, obj):
+        return obj.bill.account
+
+    @admin.display(description="period", ordering="bill__period")
+    def period(self, obj):
+        return obj.bill.period
+
+    @admin.display(description="PDF")
+    def download(self, obj):
+        return _pdf_link(obj)
+
+    def has_resend_permission(self, request):
+        return request.user.has_perm("invoices.change_statement")
+
+    @admin.action(description="Email the selected statements again", permissions=["resend"])
+    def email_again(self, request, queryset):
+        now = timezone.now()
+        sent, problems = 0, []
+        for statement in queryset.select_related("bill__account"):
+            try:
+                outcome = statement_email_send(statement=statement, now=now, resend=True)
+            except StatementEmailError as exc:
+                problems.append(f"{statement.number}: {exc}")
+                continue
+            if outcome.sent:
+                sent += 1
+            else:
+                problems.append(f"{statement.number}: {outcome.reason}")
+        if sent:
+            self.message_user(request, f"{sent} statement(s) emailed.", messages.SUCCESS)
+        for problem in problems:
+            self.message_user(request, f"Not emailed: {problem}", messages.ERROR)
+
+    def get_urls(self):
+        pdf = path("<int:pk>/pdf/", self.admin_site.admin_view(self.pdf_view), name="invoices_statement_pdf")
+        return [pdf, *super().get_urls()]
+
+    def pdf_view(self, request, pk: int):
+        if not self.has_view_permission(request):
+            raise PermissionDenied
+        statement = get_object_or_404(Statement.objects.select_related("bill__account"), pk=pk)
+        if not statement.pdf:
+            raise Http404("This statement has no stored PDF.")
+        return FileResponse(statement.pdf.open("rb"), content_type="application/pdf",
+                            filename=statement_filename(statement=statement))

@@ -1,0 +1,73 @@
+"""Console downloads: the CSV export and the PDF statement (interfaces.md)."""
+from __future__ import annotations
+
+from django.http import FileResponse, StreamingHttpResponse
+from django.shortcuts import render
+from django.utils import timezone
+from django.views.decorators.http import require_GET
+
+from accounts.permissions import account_required
+from aurora_billing.periods import Period, PeriodError
+
+from .export import account_export_csv, export_periods
+from .models import Bill
+from .statements import statement_filename, statement_issue
+
+
+def _error(request, status: int, title: str, message: str):
+    return render(request, "error.html", {"title": title, "message": message}, status=status)
+
+
+def csv_response(chunks, filename: str) -> StreamingHttpResponse:
+    response = StreamingHttpResponse(chunks, content_type="text/csv; charset=utf-8")
+    response["Content-Disposition"] = f'attachment; filename="{filename}"'
+    response["Cache-Control"] = "private, no-store"
+    return response
+
+
+@require_GET
+@account_required("export")
+def export_csv(request):
+    """``?period=YYYY-MM`` or ``?from=YYYY-MM&to=YYYY-MM`` (default: the
+    current period): settled lines, or the Pending estimate."""
+    account = request.membership.account
+    period, first, last = (request.GET.get(k, "").strip() for k in ("period", "from", "to"))
+    try:
+        if period and (first or last):
+            raise PeriodError("give either period, or from and to, not both")
+        if first or last:
+            if not (first and last):
+                raise PeriodError("give both from and to (YYYY-MM)")
+            periods = export_periods(first=first, last=last, now=timezone.now())
+        else:
+            periods = export_periods(first=period or str(Period.current(timezone.now())), now=timezone.now())
+    except PeriodError as exc:
+        return _error(request, 400, "Bad period", str(exc))
+    span = str(periods[0]) if len(periods) == 1 else f"{periods[0]}_{periods[-1]}"
+    return csv_response(account_export_csv(account=account, periods=periods),
+                        f"aurora-billing-{account.code}-{span}.csv")
+
+
+@require_GET
+@account_required("statements")
+def statement_pdf(request, period: str):
+    """The settled statement of the current account (rendered once, stored)."""
+    account = request.membership.account
+    try:
+        target = Period.parse(period)
+    except PeriodError as exc:
+        return _error(request, 400, "Bad period", str(exc))
+    bill = Bill.objects.filter(account=account, period=str(target)).select_related("account").first()
+    if bill is None:
+        now = timezone.now()
+        if not target.is_billable(now):
+            message = (f"{target} is not settled yet: its statement is available after "
+                       f"{target.bill_time_label()}.")
+        else:
+            message = f"There is no statement for {target}: {account.name} has no bill for that period."
+        return _error(request, 404, "No statement", message)
+    statement = statement_issue(bill=bill, now=timezone.now())
+    response = FileResponse(statement.pdf.open("rb"), content_type="application/pdf",
+                            filename=statement_filename(statement=statement))
+    response["Cache-Control"] = "private, no-store"
+    return response

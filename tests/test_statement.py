@@ -1,0 +1,211 @@
+"""PDF statements: numbering, rendered once and stored, the numbers in the
+PDF text, Chinese billing information, and who may download them."""
+from __future__ import annotations
+
+import hashlib
+import io
+import re
+from decimal import Decimal
+
+import pytest
+import time_machine
+from django.urls import reverse
+from pypdf import PdfReader
+
+from accounts.models import BillingInfo, Membership, User
+from aurora_billing.periods import Period
+from aurora_billing.settlement import bill_settle
+from invoices.models import Bill, Statement, StatementCounter
+from invoices.statements import statement_issue
+from payments.services import topup_record
+
+from .conftest import PASSWORD, add_pack, add_price, add_usage, utc
+
+pytestmark = pytest.mark.django_db
+
+SETTLED_AT = utc(2026, 11, 1, 7)
+IN_NOVEMBER = utc(2026, 11, 20, 4)
+
+
+def use_private_media(settings, directory):
+    """Stored files (statement PDFs) go to ``directory`` for the test."""
+    settings.STORAGES = {**settings.STORAGES, "default": {
+        "BACKEND": "django.core.files.storage.FileSystemStorage", "OPTIONS": {"location": str(directory)}}}
+    return directory
+
+
+def settle_worked_example(acme) -> Bill:
+    """billing-rules §8 (email results split), with Chinese billing information
+    frozen at settlement."""
+    BillingInfo.objects.create(account=acme, contact_name="王芳", company_name="星辰科技有限公司",
+                               website="https://xingchen.example", company_address="上海市浦东新区世纪大道100号",
+                               detailed_address="环球金融中心 25 楼")
+    add_price("email", "sg", "0.000300")
+    add_price("data_flow", "sg", "0.30")
+    topup_record(account=acme, amount=Decimal("5.00"), reference="t1", at=utc(2026, 9, 1))
+    add_pack(acme, "sg", "A", 10_000, "2026-09-01", "2026-10-16")
+    add_pack(acme, "sg", "B", 50_000, "2026-10-10", "2028-10-10")
+    add_usage(acme, "sg", "email", "2026-10-05", 8_000)
+    add_usage(acme, "sg", "email", "2026-10-12", 30_000, result="delivered")
+    add_usage(acme, "sg", "email", "2026-10-20", 39_000, result="delivered")
+    add_usage(acme, "sg", "email", "2026-10-20", 600, result="soft_bounce")
+    add_usage(acme, "sg", "email", "2026-10-20", 400, result="not_exist")
+    add_usage(acme, "sg", "data_flow", "2026-10-15", "20")
+    bill, _ = bill_settle(account=acme, period=Period(2026, 10), now=SETTLED_AT)
+    return bill
+
+
+@pytest.fixture
+def media(settings, tmp_path):
+    return use_private_media(settings, tmp_path)
+
+
+@pytest.fixture
+def worked_bill(acme, media):
+    return settle_worked_example(acme)
+
+
+def pdf_text(data: bytes) -> str:
+    reader = PdfReader(io.BytesIO(data))
+    return "\n".join(page.extract_text() for page in reader.pages)
+
+
+def test_statement_pdf_carries_the_numbers(worked_bill):
+    statement = statement_issue(bill=worked_bill, now=utc(2026, 11, 5, 2))
+    data = statement.pdf.read()
+    assert data.startswith(b"%PDF-")
+    assert hashlib.sha256(data).hexdigest() == statement.sha256
+    assert len(PdfReader(io.BytesIO(data)).pages) == 1
+    text = pdf_text(data)
+    flat = " ".join(text.split())
+    assert statement.number == "AUR-2026-000001"
+    for expected in (
+        "AUR-2026-000001", "2026-11-05", "2026-10 (2026-10-01 to 2026-10-31, UTC+8)", "acme",
+        # billing information as it stood at settlement, in Chinese
+        "星辰科技有限公司", "王芳", "上海市浦东新区世纪大道100号", "环球金融中心 25 楼",
+        # email line: usage, deducted, billable, unit price, amount, paid, balance, status
+        "Email SG sg 78,000 60,000 18,000 0.000300 5.40 5.00 0.40 Overdrawn",
+        "Data Flow SG sg 20 15.6 4.4 0.300000 1.32 0.00 1.32 Overdrawn",
+        "Total (USD) 6.72 5.00 1.72",
+        "1.72 USD",
+        # email results: delivered, soft bounce, format error, not exist, reject, junk mail, total
+        "SG sg 77,000 600 0 400 0 0 78,000",
+        "How to pay", "http://127.0.0.1:8000/billing/repay/",
+    ):
+        assert expected in flat, expected
+
+
+def test_snapshot_not_current_billing_info(worked_bill):
+    BillingInfo.objects.filter(account=worked_bill.account).update(company_name="Renamed Later Ltd")
+    text = pdf_text(statement_issue(bill=worked_bill, now=IN_NOVEMBER).pdf.read())
+    assert "星辰科技有限公司" in text and "Renamed Later" not in text
+
+
+def test_issued_once_numbers_sequential_per_year(worked_bill, make_account):
+    first = statement_issue(bill=worked_bill, now=IN_NOVEMBER)
+    again = statement_issue(bill=worked_bill, now=utc(2026, 12, 1))
+    assert again.pk == first.pk and again.number == "AUR-2026-000001"
+    others = []
+    for code, when in (("b", utc(2026, 12, 31, 15, 59)), ("c", utc(2026, 12, 31, 16, 0))):
+        account = make_account(code=code, name=code, users=())
+        add_usage(account, "sg", "email", "2026-10-03", 10)
+        bill, _ = bill_settle(account=account, period=Period(2026, 10), now=SETTLED_AT)
+        others.append(statement_issue(bill=bill, now=when))
+    # 2026-12-31 23:59 UTC+8 is still 2026; 2027-01-01 00:00 UTC+8 starts 2027's numbers.
+    assert [s.number for s in others] == ["AUR-2026-000002", "AUR-2027-000001"]
+    assert dict(StatementCounter.objects.values_list("year", "last_number")) == {2026: 2, 2027: 1}
+    assert Statement.objects.count() == 3
+
+
+def test_a_failed_render_uses_no_number_and_stores_nothing(worked_bill, media, monkeypatch):
+    import invoices.statements
+
+    def broken(**kwargs):
+        raise RuntimeError("renderer crashed")
+
+    monkeypatch.setattr(invoices.statements, "statement_pdf_render", broken)
+    with pytest.raises(RuntimeError):
+        statement_issue(bill=worked_bill, now=IN_NOVEMBER)
+    monkeypatch.undo()
+    assert not Statement.objects.exists()
+    assert not list(media.rglob("*.pdf"))
+    assert statement_issue(bill=worked_bill, now=IN_NOVEMBER).number == "AUR-2026-000001"
+
+
+# --- download -------------------------------------------------------------------
+
+@pytest.fixture
+def owner(worked_bill, client):
+    client.force_login(User.objects.get(email="owner@acme.example"))
+    return client
+
+
+def test_download_is_the_stored_file(owner, worked_bill):
+    url = reverse("billing:statement_pdf", args=["2026-10"])
+    assert url == "/billing/statements/2026-10.pdf"
+    with time_machine.travel(IN_NOVEMBER, tick=False):
+        response = owner.get(url)
+        second = owner.get(url)
+    assert response.status_code == 200
+    assert response["Content-Type"] == "application/pdf"
+    assert response["Content-Disposition"] == 'inline; filename="aurora-statement-acme-2026-10.pdf"'
+    data = b"".join(response.streaming_content)
+    statement = Statement.objects.get(bill=worked_bill)
+    assert data == statement.pdf.read()
+    assert b"".join(second.streaming_content) == data
+    assert Statement.objects.count() == 1 and statement.issued_at == IN_NOVEMBER
+
+
+def test_period_not_settled_is_404_with_a_reason(owner):
+    with time_machine.travel(IN_NOVEMBER, tick=False):
+        response = owner.get(reverse("billing:statement_pdf", args=["2026-11"]))
+        older = owner.get(reverse("billing:statement_pdf", args=["2026-08"]))
+    assert response.status_code == 404
+    assert "2026-11 is not settled yet" in response.content.decode()
+    assert "2026-12-01 15:00 UTC+8" in response.content.decode()
+    assert older.status_code == 404
+    assert "no bill for that period" in older.content.decode()
+    assert not Statement.objects.exists()
+
+
+@pytest.mark.parametrize("period", ["2026-13", "oct-2026", "2026-1"])
+def test_malformed_period_is_400(owner, period):
+    response = owner.get(f"/billing/statements/{period}.pdf")
+    assert response.status_code == 400
+    assert "Bad period" in response.content.decode()
+
+
+def test_another_accounts_statement_is_404(client, worked_bill, make_account):
+    make_account(code="globex", name="Globex", users=(("cfo@globex.example", "owner"),))
+    client.force_login(User.objects.get(email="cfo@globex.example"))
+    with time_machine.travel(IN_NOVEMBER, tick=False):
+        response = client.get(reverse("billing:statement_pdf", args=["2026-10"]))
+    assert response.status_code == 404
+    assert not Statement.objects.exists()
+
+
+def test_viewer_may_not_download(client, worked_bill):
+    viewer = User.objects.create_user("viewer@acme.example", PASSWORD)
+    Membership.objects.create(user=viewer, account=worked_bill.account, role="viewer")
+    client.force_login(viewer)
+    assert client.get(reverse("billing:statement_pdf", args=["2026-10"])).status_code == 403
+
+
+def test_staff_download_in_admin(client, worked_bill):
+    statement = statement_issue(bill=worked_bill, now=IN_NOVEMBER)
+    client.force_login(User.objects.create_superuser("admin@aurora.example", PASSWORD))
+    listing = client.get(reverse("admin:invoices_statement_changelist")).content.decode()
+    url = reverse("admin:invoices_statement_pdf", args=[statement.pk])
+    assert url in listing
+    response = client.get(url)
+    assert b"".join(response.streaming_content) == statement.pdf.read()
+    bills = client.get(reverse("admin:invoices_bill_change", args=[worked_bill.pk])).content.decode()
+    assert url in bills and re.search(r"5\.40", bills)
+
+
+def test_admin_is_read_only(client, worked_bill):
+    client.force_login(User.objects.create_superuser("admin@aurora.example", PASSWORD))
+    assert client.get(reverse("admin:invoices_bill_add")).status_code == 403
+    response = client.post(reverse("admin:invoices_bill_delete", args=[worked_bill.pk]), {"post": "yes"})
+    assert response.status_code == 403
+    assert Bill.objects.filter(pk=worked_bill.pk).exists()
