@@ -118,6 +118,7 @@ class BillingInfoAdminForm(forms.ModelForm):
         model = BillingInfo
         fields = ("account", "contact_name", "company_name", "website", "company_address", "detailed_address",
                   "verification_status", "rejection_reason")
+        widgets = {"rejection_reason": forms.Textarea(attrs={"rows": 3, "cols": 60})}
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)

@@ -106,3 +106,57 @@ def test_owner_fills_in_the_form_and_uploads_the_license(live_server, page, sign
     assert "星辰科技有限公司" in page.locator("main").inner_text()
     assert page.locator("form.billing-info-form").count() == 0
     screenshot(page, "billing-info-viewer")
+
+
+def test_oversized_file_is_refused_with_a_page_not_a_broken_connection(live_server, page, sign_in, screenshot,
+                                                                      acme, media, tmp_path):
+    big = tmp_path / "scan.jpg"
+    big.write_bytes(b"\xff\xd8\xff\xe0" + b"\0" * 3_000_000)
+    sign_in(page, live_server, "owner@acme.example")
+    page.goto(f"{live_server.url}/billing/info/")
+    fill(page)
+    page.set_input_files("#id_license", str(big))
+    page.click("form.billing-info-form button[type=submit]")
+    page.wait_for_load_state("networkidle")
+    assert "at most 2 MB" in page.locator("#form-error").inner_text()
+    assert "at most 2 MB" in page.locator("#license-error").inner_text()
+    assert not BillingInfo.objects.exists()
+    assert not media.exists() or not any(p.is_file() for p in media.rglob("*"))
+    screenshot(page, "billing-info-too-large")
+
+
+def test_staff_review_in_admin_is_shown_to_the_customer(live_server, page, sign_in, screenshot, acme, media,
+                                                        tmp_path):
+    sign_in(page, live_server, "owner@acme.example")
+    page.goto(f"{live_server.url}/billing/info/")
+    fill(page)
+    good = tmp_path / "license.png"
+    good.write_bytes(license_png())
+    page.set_input_files("#id_license", str(good))
+    page.click("form.billing-info-form button[type=submit]")
+    page.wait_for_load_state("networkidle")
+    info = BillingInfo.objects.get(account=acme)
+
+    User.objects.create_superuser("admin@aurora.example", PASSWORD)
+    page.context.clear_cookies()
+    sign_in(page, live_server, "admin@aurora.example")
+    page.goto(f"{live_server.url}/admin/accounts/billinginfo/{info.pk}/change/")
+    natural_width = page.locator(".field-license_preview img").evaluate("img => img.complete && img.naturalWidth")
+    assert natural_width == 900
+    page.fill("#id_company_name", "星辰科技（上海）有限公司")
+    page.select_option("#id_verification_status", "rejected")
+    page.fill("#id_rejection_reason", "The license photo is cut off at the bottom; upload the whole page.")
+    page.click("input[name=_continue]")
+    page.wait_for_load_state("networkidle")
+    history = page.locator(".billing-info-history").inner_text()
+    assert "星辰科技有限公司" in history and "星辰科技（上海）有限公司" in history
+    assert "admin@aurora.example" in history
+    screenshot(page, "billing-info-admin-review")
+
+    page.context.clear_cookies()
+    sign_in(page, live_server, "owner@acme.example")
+    page.goto(f"{live_server.url}/billing/info/")
+    text = page.locator("main").inner_text()
+    assert "Rejected" in text
+    assert "The license photo is cut off at the bottom; upload the whole page." in text
+    screenshot(page, "billing-info-rejected")
