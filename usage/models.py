@@ -6,6 +6,7 @@ look-ups. Quantities are Decimal(20, 6); unit prices Decimal(18, 6).
 """
 from __future__ import annotations
 
+from django.conf import settings
 from django.db import models
 from django.db.models import F, Q
 from django.utils import timezone
@@ -170,3 +171,96 @@ class DailyUsage(models.Model):
     def __str__(self) -> str:
         result = f"/{self.result}" if self.result else ""
         return f"{self.account_id} {self.region_id} {self.service_id}{result} {self.day}: {self.quantity}"
+
+
+class IngestToken(models.Model):
+    """A bearer token for ``POST /api/usage/``. Only its SHA-256 is stored;
+    the token itself is shown once, when staff create it in admin."""
+
+    name = models.CharField(max_length=100, help_text="What sends with it, e.g. “delivery platform sg”.")
+    prefix = models.CharField(max_length=16, help_text="The token's first characters, to recognise it.")
+    token_sha256 = models.CharField(max_length=64, unique=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    revoked_at = models.DateTimeField(null=True, blank=True)
+    revoked_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    last_used_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.prefix}…)"
+
+    @property
+    def is_active(self) -> bool:
+        return self.revoked_at is None
+
+
+class ImportOrigin(models.TextChoices):
+    FILE = "file", "File (import_usage)"
+    API = "api", "HTTP API"
+    SEED = "seed", "Demo data (seed_demo)"
+
+
+class UsageImport(models.Model):
+    """One accepted file or API request: the import log. What it added to
+    daily usage is in its UsageImportLine rows. A file's content is
+    imported once; an API Idempotency-Key is used once."""
+
+    origin = models.CharField(max_length=8, choices=ImportOrigin.choices)
+    name = models.CharField(max_length=500, help_text="File path, or the request")
+    format = models.CharField(max_length=8, help_text="csv, jsonl or json")
+    # SHA-256 of the file's bytes, or of the request's records as canonical JSON
+    content_sha256 = models.CharField(max_length=64)
+    idempotency_key = models.CharField(max_length=200, blank=True)
+    token = models.ForeignKey(IngestToken, null=True, blank=True, on_delete=models.PROTECT, related_name="imports")
+    method = models.CharField(max_length=8, help_text="copy (PostgreSQL) or simple")
+    records = models.PositiveBigIntegerField(default=0)
+    daily_rows = models.PositiveIntegerField(default=0, help_text="daily usage rows added to")
+    late_rows = models.PositiveIntegerField(default=0, help_text="of which in already settled periods")
+    # The API's first answer, returned again on an Idempotency-Key replay.
+    response = models.JSONField(null=True, blank=True)
+    imported_at = models.DateTimeField()
+
+    class Meta:
+        ordering = ["-imported_at", "-id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["content_sha256"], condition=Q(origin="file"), name="usage_import_file_once"
+            ),
+            models.UniqueConstraint(
+                fields=["idempotency_key"], condition=~Q(idempotency_key=""), name="usage_import_key_once"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"Import #{self.pk} ({self.get_origin_display()}: {self.name})"
+
+
+class UsageImportLine(models.Model):
+    """What one import added to one daily usage row. ``late``: the row's
+    period was already settled for the account when it arrived, so the
+    quantity is billed in the next settlement as an adjustment (§5)."""
+
+    # Only the import is indexed: lines are written in bulk and read per import.
+    usage_import = models.ForeignKey(UsageImport, on_delete=models.CASCADE, related_name="lines")
+    account = models.ForeignKey(Account, on_delete=models.PROTECT, related_name="+", db_index=False)
+    region = models.ForeignKey(Region, on_delete=models.PROTECT, related_name="+", db_index=False)
+    service = models.ForeignKey(ServiceItem, on_delete=models.PROTECT, related_name="+", db_index=False)
+    result = models.CharField(max_length=16, blank=True, default="", choices=EmailResult.choices)
+    day = models.DateField(help_text="UTC+8 billing day")
+    # service units, as DailyUsage.quantity
+    quantity = models.DecimalField(max_digits=QUANTITY_DIGITS, decimal_places=QUANTITY_PLACES)
+    late = models.BooleanField(default=False)
+
+    class Meta:
+        ordering = ["usage_import", "account", "service__position", "region", "result", "day"]
+
+    def __str__(self) -> str:
+        result = f"/{self.result}" if self.result else ""
+        return f"#{self.usage_import_id} {self.region_id} {self.service_id}{result} {self.day}: {self.quantity}"

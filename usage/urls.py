@@ -1,2 +1,8 @@
 """Mounted at /api/."""
-urlpatterns: list = []
+from django.urls import path
+
+from . import api
+
+urlpatterns = [
+    path("usage/", api.usage_ingest, name="usage_ingest"),
+]

@@ -14,7 +14,9 @@ from accounts.models import Account, User
 from aurora_billing.periods import Period, billing_day, periods_between
 from aurora_billing.provisioning import provision_apply
 from aurora_billing.settlement import settle_account
-from usage.models import DailyUsage
+from usage.ingest import RecordsSource
+from usage.models import DailyUsage, ImportOrigin
+from usage.services import usage_import
 
 DEMO_PASSWORD = "demo-pass-123"
 REGIONS = [("sg", "Singapore"), ("hk", "Hong Kong"), ("us-east", "US East (Virginia)"),
@@ -79,9 +81,15 @@ def demo_document(first: Period) -> dict:
 
 
 def demo_usage(account: Account, periods: list[Period], today: dt.date, scale: int, regions: list[str],
-               seed: int) -> list[DailyUsage]:
+               seed: int) -> list[dict]:
+    """Daily usage records (interfaces.md "Usage records") for the importer."""
     rng = random.Random(seed)  # noqa: S311 - demo data, not security
-    rows: list[DailyUsage] = []
+    records: list[dict] = []
+
+    def record(day: dt.date, region: str, service: str, quantity, result: str = "") -> None:
+        records.append({"occurred_at": day.isoformat(), "account": account.code, "region": region,
+                        "service": service, "result": result, "quantity": str(quantity)})
+
     for period in periods:
         for day in period.days():
             if day > today:
@@ -90,22 +98,16 @@ def demo_usage(account: Account, periods: list[Period], today: dt.date, scale: i
             for region in regions:
                 emails = int(scale * weekday_factor * rng.uniform(0.7, 1.3))
                 for result, share in RESULT_MIX:
-                    qty = int(emails * share * rng.uniform(0.8, 1.2))
-                    rows.append(DailyUsage(account=account, region_id=region, service_id="email",
-                                           result=result, day=day, quantity=qty))
+                    record(day, region, "email", int(emails * share * rng.uniform(0.8, 1.2)), result)
                 gb = Decimal(emails) * Decimal("0.00035") * Decimal(str(round(rng.uniform(0.6, 1.4), 3)))
-                rows.append(DailyUsage(account=account, region_id=region, service_id="data_flow", result="",
-                                       day=day, quantity=gb.quantize(Decimal("0.000001"))))
+                record(day, region, "data_flow", gb.quantize(Decimal("0.000001")))
                 if region in ("sg", "us-east"):
-                    rows.append(DailyUsage(account=account, region_id=region, service_id="data_masking",
-                                           result="", day=day, quantity=rng.randint(200, 900)))
+                    record(day, region, "data_masking", rng.randint(200, 900))
             if day.day == 1:
                 for region in regions[:2]:
-                    rows.append(DailyUsage(account=account, region_id=region, service_id="dedicated_ip",
-                                           result="", day=day, quantity=2))
-                rows.append(DailyUsage(account=account, region_id=regions[0], service_id="bimi_certification",
-                                       result="", day=day, quantity=1))
-    return rows
+                    record(day, region, "dedicated_ip", 2)
+                record(day, regions[0], "bimi_certification", 1)
+    return records
 
 
 class Command(BaseCommand):
@@ -129,10 +131,12 @@ class Command(BaseCommand):
             if DailyUsage.objects.filter(account__in=[acme, xingchen]).exists():
                 self.stdout.write("Demo usage already present; left as it is.")
             else:
-                rows = demo_usage(acme, periods, today, 9000, [c for c, _ in REGIONS], seed=7)
-                rows += demo_usage(xingchen, periods, today, 2500, ["hk", "sg"], seed=11)
-                DailyUsage.objects.bulk_create(rows, batch_size=2000)
-                self.stdout.write(f"Usage: {len(rows)} daily rows over {len(periods)} months.")
+                records = demo_usage(acme, periods, today, 9000, [c for c, _ in REGIONS], seed=7)
+                records += demo_usage(xingchen, periods, today, 2500, ["hk", "sg"], seed=11)
+                imported = usage_import(source=RecordsSource(records=records, name="seed_demo",
+                                                             origin=ImportOrigin.SEED), now=now).usage_import
+                self.stdout.write(f"Usage: {imported.records} records into {imported.daily_rows} daily rows "
+                                  f"over {len(periods)} months (import #{imported.pk}).")
         for account in (acme, xingchen):
             report = settle_account(account=account, now=now)
             self.stdout.write(f"Settled {account.code}: {report.summary()}")
