@@ -286,6 +286,23 @@ def payment_notification_handle(*, method: str, notification: Notification, now:
     return ConfirmResult.IGNORED
 
 
+def sandbox_checkout_decide(*, payment: Payment, approve: bool, now: dt.datetime) -> ConfirmResult:
+    """The sandbox provider's checkout: approve or decline ``payment`` if it is
+    still pending, decided under the account lock (like a real provider, the
+    sandbox takes no money for an order that was cancelled meanwhile). The
+    decision travels as a signed notification through the same verification
+    and handling as any provider callback."""
+    sandbox = provider_get(PaymentMethod.SANDBOX)
+    with transaction.atomic():
+        _lock_account(payment.account_id)
+        payment = Payment.objects.select_for_update().get(pk=payment.pk)
+        if payment.status != PaymentStatus.PENDING:
+            return ConfirmResult.IGNORED
+        params = sandbox.notification_make(payment=payment, outcome="succeeded" if approve else "declined")
+        return payment_notification_handle(method=PaymentMethod.SANDBOX,
+                                           notification=sandbox.notification_verify(params=params), now=now)
+
+
 def _refuse(*, payment: Payment | None, method: str, reason: str, payload: dict, now: dt.datetime) -> NoReturn:
     log.warning("payment callback refused method=%s payment=%s: %s", method,
                 payment.reference if payment else "-", reason)

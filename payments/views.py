@@ -40,6 +40,7 @@ from .services import (
     payment_notification_handle,
     payment_start,
     repayment_create,
+    sandbox_checkout_decide,
     topup_create,
 )
 
@@ -226,13 +227,8 @@ def sandbox_checkout(request, public_id):
         now = timezone.now()
         if action == "abandon":
             payment_cancel(payment=payment, reason="abandoned at the sandbox checkout", now=now)
-        elif payment.status == PaymentStatus.PENDING:
-            outcome = "succeeded" if action == "approve" else "declined"
-            # What a provider does server to server: a signed notification,
-            # verified and handled like any callback.
-            notification = provider.notification_verify(params=provider.notification_make(payment=payment,
-                                                                                          outcome=outcome))
-            payment_notification_handle(method="sandbox", notification=notification, now=now)
+        else:
+            sandbox_checkout_decide(payment=payment, approve=action == "approve", now=now)
         return redirect("billing:payment_detail", public_id=payment.public_id)
     if request.method not in ("GET", "HEAD"):
         return HttpResponse(status=405, headers={"Allow": "GET, HEAD, POST"})
