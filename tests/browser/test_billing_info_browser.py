@@ -12,7 +12,9 @@ from PIL import Image, ImageDraw, ImageFont
 from accounts.models import BillingInfo, Membership, User
 from tests.conftest import PASSWORD
 
-pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
+# serialized_rollback: the flush after each test must not lose the migration-seeded
+# rows (catalog, staff groups) that later tests rely on.
+pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True, serialized_rollback=True)]
 
 CJK_FONT = Path("/usr/share/fonts/truetype/wqy/wqy-microhei.ttc")
 
