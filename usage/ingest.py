@@ -348,7 +348,7 @@ def jsonl_rows(raw: io.BufferedReader) -> Rows:
                 yield RowProblem("not valid UTF-8")
                 continue
             try:
-                record = json.loads(text, parse_float=Decimal, parse_constant=_refuse_constant)
+                record = json.loads(text.rstrip("\r\n"), parse_float=Decimal, parse_constant=_refuse_constant)
             except ValueError as exc:
                 yield RowProblem(f"not valid JSON: {exc}")
                 continue

@@ -1,0 +1,516 @@
+"""Usage import (issue 3): validation of every field, all or nothing,
+idempotent re-import, daily totals, late usage and the import_usage command.
+Runs on SQLite and PostgreSQL; tests/test_ingest_postgres.py adds the
+PostgreSQL-only checks (COPY path against the simple path, concurrency)."""
+from __future__ import annotations
+
+import datetime as dt
+import io
+import json
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+from django.core.management import CommandError, call_command
+
+from accounts.models import Account
+from aurora_billing.periods import Period
+from tests.conftest import add_price, add_usage, utc
+from usage.ingest import ERROR_LIST_CAP, FileSource, ImportRejected, RecordsSource
+from usage.models import DailyUsage, ImportOrigin, Region, UsageImport, UsageImportLine
+from usage.services import usage_import
+
+NOW = utc(2026, 11, 20, 12, 0)
+HEADER = "occurred_at,account,region,service,result,quantity\n"
+
+
+@pytest.fixture
+def catalog(db):
+    """Accounts acme and beta (without users: no password hashing), regions sg and hk."""
+    Region.objects.create(code="sg", name="Singapore")
+    Region.objects.create(code="hk", name="Hong Kong")
+    Account.objects.create(code="beta", name="Beta")
+    return Account.objects.create(code="acme", name="Acme Ltd")
+
+
+def write(tmp_path: Path, text: str, name: str = "usage.csv") -> Path:
+    path = tmp_path / name
+    path.write_bytes(text.encode() if isinstance(text, str) else text)
+    return path
+
+
+def import_file(path: Path, fmt: str | None = None, **kwargs):
+    fmt = fmt or ("csv" if path.suffix == ".csv" else "jsonl")
+    return usage_import(source=FileSource(path, fmt), now=NOW, **kwargs)
+
+
+def rejected(path: Path, fmt: str | None = None) -> ImportRejected:
+    with pytest.raises(ImportRejected) as info:
+        import_file(path, fmt)
+    assert DailyUsage.objects.count() == 0
+    assert UsageImport.objects.count() == 0
+    assert UsageImportLine.objects.count() == 0
+    return info.value
+
+
+def daily() -> dict[tuple, Decimal]:
+    return {(r.account.code, r.region_id, r.service_id, r.result, r.day.isoformat()): r.quantity
+            for r in DailyUsage.objects.select_related("account")}
+
+
+# --- records add up into daily usage ------------------------------------------
+
+
+def test_csv_records_add_up_per_daily_key(catalog, tmp_path):
+    path = write(tmp_path, HEADER + (
+        "2026-10-05T09:30:00+08:00,acme,sg,email,delivered,8000\n"
+        "2026-10-05T23:59:59+08:00,acme,sg,email,delivered,2000\n"
+        "2026-10-05T01:00:00Z,acme,sg,email,soft_bounce,7\n"
+        "2026-10-05,acme,sg,data_flow,,20.5\n"
+        "2026-10-05T12:00:00-05:00,acme,sg,data_flow,,0.000001\n"  # 2026-10-06 01:00 UTC+8
+        "2026-10-05,acme,hk,dedicated_ip,,2\n"
+        "2026-10-05,beta,sg,data_masking,,300\n"
+        "2026-10-05,beta,sg,bimi_certification,,1\n"
+    ))
+    outcome = import_file(path)
+    assert not outcome.duplicate
+    batch = outcome.usage_import
+    assert (batch.records, batch.daily_rows, batch.late_rows) == (8, 7, 0)
+    assert batch.origin == ImportOrigin.FILE and batch.name == str(path) and batch.format == "csv"
+    assert daily() == {
+        ("acme", "sg", "email", "delivered", "2026-10-05"): Decimal("10000"),
+        ("acme", "sg", "email", "soft_bounce", "2026-10-05"): Decimal("7"),
+        ("acme", "sg", "data_flow", "", "2026-10-05"): Decimal("20.5"),
+        ("acme", "sg", "data_flow", "", "2026-10-06"): Decimal("0.000001"),
+        ("acme", "hk", "dedicated_ip", "", "2026-10-05"): Decimal("2"),
+        ("beta", "sg", "data_masking", "", "2026-10-05"): Decimal("300"),
+        ("beta", "sg", "bimi_certification", "", "2026-10-05"): Decimal("1"),
+    }
+    # The import log says which quantities this file brought.
+    lines = {(line.account.code, line.service_id, line.result, line.day.isoformat()): line.quantity
+             for line in batch.lines.select_related("account")}
+    assert lines[("acme", "email", "delivered", "2026-10-05")] == Decimal("10000")
+    assert len(lines) == 7
+
+
+def test_imports_add_to_existing_daily_usage_and_never_touch_billed_quantity(catalog, tmp_path):
+    row = add_usage(catalog, "sg", "email", "2026-10-05", "500")
+    DailyUsage.objects.filter(pk=row.pk).update(billed_quantity=Decimal("400"))
+    import_file(write(tmp_path, HEADER + "2026-10-05,acme,sg,email,delivered,25\n"))
+    row.refresh_from_db()
+    assert (row.quantity, row.billed_quantity) == (Decimal("525"), Decimal("400"))
+    assert DailyUsage.objects.count() == 1
+
+
+@pytest.mark.parametrize(("occurred_at", "day"), [
+    ("2026-09-30T15:59:59Z", "2026-09-30"),
+    ("2026-09-30T16:00:00Z", "2026-10-01"),
+    ("2026-09-30T23:59:59+08:00", "2026-09-30"),
+    ("2026-10-01T00:00:00+08:00", "2026-10-01"),
+    ("2026-09-30T15:59:59.999999+00:00", "2026-09-30"),
+    ("2026-09-30T11:00:00-05:00", "2026-10-01"),
+    ("2026-09-30", "2026-09-30"),
+    ("2026-10-31T16:00:00Z", "2026-11-01"),
+])
+def test_utc8_day_boundary(catalog, tmp_path, occurred_at, day):
+    import_file(write(tmp_path, HEADER + f"{occurred_at},acme,sg,email,delivered,1\n"))
+    assert list(DailyUsage.objects.values_list("day", flat=True)) == [dt.date.fromisoformat(day)]
+
+
+def test_boundary_instants_fall_in_different_periods(catalog, tmp_path):
+    import_file(write(tmp_path, HEADER + "2026-09-30T15:59:59Z,acme,sg,email,delivered,3\n"
+                                         "2026-09-30T16:00:00Z,acme,sg,email,delivered,4\n"))
+    assert daily() == {("acme", "sg", "email", "delivered", "2026-09-30"): Decimal("3"),
+                       ("acme", "sg", "email", "delivered", "2026-10-01"): Decimal("4")}
+
+
+def test_memoised_days_follow_each_instant(catalog, tmp_path):
+    """Instants that share date, hour and minute share a memoised day; the
+    seconds are still validated one by one."""
+    path = write(tmp_path, HEADER + "2026-09-30T15:59:58Z,acme,sg,email,delivered,1\n"
+                                    "2026-09-30T15:59:59Z,acme,sg,email,delivered,1\n"
+                                    "2026-09-30T15:59:60Z,acme,sg,email,delivered,1\n"
+                                    "2026-09-30T15:59:59+00:00,acme,sg,email,delivered,1\n")
+    error = rejected(path)
+    assert error.report() == [
+        "line 4: occurred_at '2026-09-30T15:59:60Z' is neither YYYY-MM-DD nor an ISO 8601 instant with offset"]
+
+
+def test_csv_columns_in_any_order(catalog, tmp_path):
+    import_file(write(tmp_path, "account,quantity,service,region,result,occurred_at\n"
+                                "acme,5,email,sg,reject,2026-10-05\n"))
+    assert daily() == {("acme", "sg", "email", "reject", "2026-10-05"): Decimal("5")}
+
+
+def test_csv_with_byte_order_mark_crlf_and_blank_lines(catalog, tmp_path):
+    path = write(tmp_path, ("\ufeff" + HEADER + "2026-10-05,acme,sg,email,delivered,5\n\n"
+                            "2026-10-05,acme,sg,email,delivered,6\n").replace("\n", "\r\n"))
+    assert import_file(path).usage_import.records == 2
+    assert daily() == {("acme", "sg", "email", "delivered", "2026-10-05"): Decimal("11")}
+
+
+def test_jsonl_records_equal_csv_records(catalog, tmp_path):
+    records = [
+        {"occurred_at": "2026-10-05T09:30:00+08:00", "account": "acme", "region": "sg", "service": "email",
+         "result": "delivered", "quantity": 8000},
+        {"occurred_at": "2026-10-05", "account": "acme", "region": "sg", "service": "data_flow",
+         "result": None, "quantity": "20.5"},
+        {"occurred_at": "2026-10-05", "account": "acme", "region": "sg", "service": "data_masking",
+         "quantity": 4},
+    ]
+    text = "\n".join(json.dumps(r) for r in records) + "\n"
+    # A JSON number with decimals is read exactly, never through a float.
+    text += '{"occurred_at": "2026-10-05", "account": "acme", "region": "sg", "service": "data_flow", ' \
+            '"result": "", "quantity": 0.1}\n'
+    batch = import_file(write(tmp_path, text, "usage.jsonl")).usage_import
+    assert (batch.records, batch.format) == (4, "jsonl")
+    assert daily() == {
+        ("acme", "sg", "email", "delivered", "2026-10-05"): Decimal("8000"),
+        ("acme", "sg", "data_flow", "", "2026-10-05"): Decimal("20.6"),
+        ("acme", "sg", "data_masking", "", "2026-10-05"): Decimal("4"),
+    }
+
+
+# --- every validation rule ------------------------------------------------------------
+
+GOOD = "2026-10-05,acme,sg,email,delivered,1"
+
+
+@pytest.mark.parametrize(("row", "reason"), [
+    ("2026-10-05,acmx,sg,email,delivered,1", "unknown account 'acmx'"),
+    ("2026-10-05,,sg,email,delivered,1", "account is empty"),
+    ("2026-10-05,ACME,sg,email,delivered,1", "unknown account 'ACME'"),
+    ("2026-10-05,acme,mars,email,delivered,1", "unknown region 'mars'"),
+    ("2026-10-05,acme,,email,delivered,1", "region is empty"),
+    ("2026-10-05,acme,sg,sms,,1",
+     "unknown service 'sms' (one of email, data_flow, dedicated_ip, data_masking, bimi_certification)"),
+    ("2026-10-05,acme,sg,,,1", "service is empty"),
+    ("2026-10-05,acme,sg,email,,1",
+     "email needs a result (one of delivered, soft_bounce, format_error, not_exist, reject, junk_mail)"),
+    ("2026-10-05,acme,sg,email,bounced,1",
+     "unknown email result 'bounced' (one of delivered, soft_bounce, format_error, not_exist, reject, junk_mail)"),
+    ("2026-10-05,acme,sg,data_flow,delivered,1", "data_flow takes no result, got 'delivered'"),
+    ("2026-10-05,acme,sg,dedicated_ip,reject,1", "dedicated_ip takes no result, got 'reject'"),
+    (",acme,sg,email,delivered,1", "occurred_at is empty"),
+    ("2026-02-30,acme,sg,email,delivered,1", "occurred_at '2026-02-30' is not a real date"),
+    ("05/10/2026,acme,sg,email,delivered,1",
+     "occurred_at '05/10/2026' is neither YYYY-MM-DD nor an ISO 8601 instant with offset"),
+    ("2026-10-05T09:30:00,acme,sg,email,delivered,1",
+     "occurred_at '2026-10-05T09:30:00' has no UTC offset (add Z or +08:00)"),
+    ("2026-10-05T25:30:00+08:00,acme,sg,email,delivered,1",
+     "occurred_at '2026-10-05T25:30:00+08:00' is neither YYYY-MM-DD nor an ISO 8601 instant with offset"),
+    ("1999-12-31,acme,sg,email,delivered,1", "occurred_at '1999-12-31' is outside 2000-2099"),
+    ("2026-10-05,acme,sg,email,delivered,", "quantity is empty"),
+    ("2026-10-05,acme,sg,email,delivered,many", "quantity 'many' is not a number"),
+    ("2026-10-05,acme,sg,email,delivered,-1", "quantity must be ≥ 0"),
+    ("2026-10-05,acme,sg,data_flow,,NaN", "quantity 'NaN' is not a finite number"),
+    ("2026-10-05,acme,sg,data_flow,,Infinity", "quantity 'Infinity' is not a finite number"),
+    ("2026-10-05,acme,sg,data_flow,,1.1234567", "quantity '1.1234567' has more than 6 decimal places"),
+    ("2026-10-05,acme,sg,data_flow,,100000000000000",
+     "quantity '100000000000000' is too large (at most 99999999999999.999999)"),
+    ("2026-10-05,acme,sg,email,delivered,1.5", "email quantity must be a whole number, got '1.5'"),
+    ("2026-10-05,acme,sg,dedicated_ip,,0.5", "dedicated_ip quantity must be a whole number, got '0.5'"),
+    ("2026-10-05,acme,sg,data_masking,,2.25", "data_masking quantity must be a whole number, got '2.25'"),
+    ("2026-10-05,acme,sg,bimi_certification,,0.1",
+     "bimi_certification quantity must be a whole number, got '0.1'"),
+    ("2026-10-05,acme,sg,email,delivered", "expected 6 fields, got 5"),
+    ("2026-10-05,acme,sg,email,delivered,1,extra", "expected 6 fields, got 7"),
+    ("2026-10-05T09:30:00,acmx,mars,email,,-1",
+     "unknown account 'acmx'; unknown region 'mars'; email needs a result (one of delivered, soft_bounce, "
+     "format_error, not_exist, reject, junk_mail); occurred_at '2026-10-05T09:30:00' has no UTC offset "
+     "(add Z or +08:00); quantity must be ≥ 0"),
+])
+def test_each_bad_field_rejects_the_file(catalog, tmp_path, row, reason):
+    error = rejected(write(tmp_path, HEADER + GOOD + "\n" + row + "\n" + GOOD + "\n"))
+    assert error.report() == [f"line 3: {reason}"]
+    assert error.summary() == "1 bad line; nothing was stored"
+
+
+@pytest.mark.parametrize("row", [
+    "2026-10-05,acme,sg,data_flow,,0.000001",
+    "2026-10-05,acme,sg,data_flow,,12",
+    "2026-10-05,acme,sg,email,delivered,0",
+    "2026-10-05,acme,sg,email,delivered,8000.0",
+    "2026-10-05,acme,sg,data_flow,,999999999.999999",
+])
+def test_edge_quantities_are_accepted(catalog, tmp_path, row):
+    assert import_file(write(tmp_path, HEADER + row + "\n")).usage_import.records == 1
+
+
+def test_whole_quantity_memo_does_not_leak_to_whole_services(catalog, tmp_path):
+    """A decimal accepted for data_flow is still refused for email later."""
+    error = rejected(write(tmp_path, HEADER + "2026-10-05,acme,sg,data_flow,,1.5\n"
+                                              "2026-10-05,acme,sg,email,delivered,1.5\n"
+                                              "2026-10-06,acme,sg,email,delivered,1.5\n"))
+    assert error.report() == ["line 3: email quantity must be a whole number, got '1.5'",
+                              "line 4: email quantity must be a whole number, got '1.5'"]
+
+
+def test_invalid_utf8_is_reported_on_its_line(catalog, tmp_path):
+    error = rejected(write(tmp_path, (HEADER + GOOD + "\n").encode() + b"2026-10-05,ac\xffme,sg,email,delivered,1\n"))
+    assert error.report() == ["line 3: not valid UTF-8"]
+
+
+def test_unclosed_quote_is_reported(catalog, tmp_path):
+    error = rejected(write(tmp_path, HEADER + GOOD + '\n"2026-10-05,acme,sg,email,delivered,1\n'))
+    assert error.report() == ["line 3: unreadable: unexpected end of data (a quote that is never closed?)"]
+
+
+@pytest.mark.parametrize(("text", "reason"), [
+    ("", "line 1: the file is empty; expected the header occurred_at,account,region,service,result,quantity"),
+    ("occurred_at,account,region,service,quantity\n" + GOOD + "\n",
+     "line 1: header must name the columns occurred_at,account,region,service,result,quantity; "
+     "got 'occurred_at,account,region,service,quantity'"),
+    ("occurred_at,account,region,service,result,qty\n",
+     "line 1: header must name the columns occurred_at,account,region,service,result,quantity; "
+     "got 'occurred_at,account,region,service,result,qty'"),
+    (GOOD + "\n", "line 1: header must name the columns occurred_at,account,region,service,result,quantity; "
+                  "got '2026-10-05,acme,sg,email,delivered,1'"),
+])
+def test_bad_header(catalog, tmp_path, text, reason):
+    assert rejected(write(tmp_path, text)).report() == [reason]
+
+
+def test_header_only_file_imports_nothing(catalog, tmp_path):
+    batch = import_file(write(tmp_path, HEADER)).usage_import
+    assert (batch.records, batch.daily_rows) == (0, 0)
+    assert DailyUsage.objects.count() == 0
+
+
+@pytest.mark.parametrize(("line", "reason"), [
+    ('["2026-10-05", "acme"]', "expected a JSON object with the keys occurred_at, account, region, service, "
+                               "result, quantity"),
+    ('{"occurred_at": "2026-10-05", "account": "acme"', "not valid JSON: Expecting ',' delimiter: line 1 column 48 "
+                                                        "(char 47)"),
+    ('{"occurred_at": "2026-10-05", "account": "acme", "region": "sg", "service": "email", "result": "delivered"}',
+     "quantity is missing"),
+    ('{"occurred_at": "2026-10-05", "account": "acme", "region": "sg", "service": "email", "result": "delivered", '
+     '"quantity": 1, "note": "x"}', "unknown key(s) 'note'"),
+    ('{"occurred_at": 20261005, "account": "acme", "region": "sg", "service": "email", "result": "delivered", '
+     '"quantity": 1}', "occurred_at must be a string, got 20261005"),
+    ('{"occurred_at": "2026-10-05", "account": "acme", "region": "sg", "service": "email", "result": "delivered", '
+     '"quantity": true}', "quantity must be a string, got true"),
+    ('{"occurred_at": "2026-10-05", "account": "acme", "region": "sg", "service": "data_flow", "result": null, '
+     '"quantity": NaN}', "not valid JSON: NaN is not a number"),
+    ('{"occurred_at": "2026-10-05", "account": "acme", "region": "sg", "service": "email", "result": "delivered", '
+     '"quantity": 1.5}', "email quantity must be a whole number, got '1.5'"),
+    ('{"occurred_at": "2026-10-05", "account": "acme", "region": "sg", "service": "email", "result": "delivered", '
+     '"quantity": -3}', "quantity must be ≥ 0"),
+])
+def test_jsonl_bad_lines(catalog, tmp_path, line, reason):
+    good = json.dumps({"occurred_at": "2026-10-05", "account": "acme", "region": "sg", "service": "email",
+                       "result": "delivered", "quantity": "1"})
+    error = rejected(write(tmp_path, f"{good}\n\n{line}\n{good}\n", "usage.jsonl"))
+    assert error.report() == [f"line 3: {reason}"]
+
+
+def test_jsonl_invalid_utf8(catalog, tmp_path):
+    error = rejected(write(tmp_path, b'{"occurred_at": "2026-10-05", "account": "ac\xffme"}\n', "usage.jsonl"))
+    assert error.report() == ["line 1: not valid UTF-8"]
+
+
+# --- all or nothing -----------------------------------------------------------------
+
+
+def test_one_bad_row_stores_nothing_and_existing_usage_is_unchanged(catalog, tmp_path):
+    add_usage(catalog, "sg", "email", "2026-10-05", "100")
+    path = write(tmp_path, HEADER + GOOD + "\n" + GOOD + "\n" + "2026-10-05,acme,sg,email,delivered,x\n")
+    with pytest.raises(ImportRejected):
+        import_file(path)
+    assert daily() == {("acme", "sg", "email", "delivered", "2026-10-05"): Decimal("100")}
+    assert not UsageImport.objects.exists()
+
+
+def test_every_bad_line_is_counted_and_the_listing_is_capped(catalog, tmp_path):
+    bad = "2026-10-05,nobody,sg,email,delivered,1\n"
+    error = rejected(write(tmp_path, HEADER + GOOD + "\n" + bad * 250))
+    report = error.report()
+    assert error.total == 250
+    assert len(report) == ERROR_LIST_CAP + 1
+    assert report[0] == "line 3: unknown account 'nobody'"
+    assert report[ERROR_LIST_CAP - 1] == f"line {ERROR_LIST_CAP + 2}: unknown account 'nobody'"
+    assert report[-1] == "… and 150 more bad lines"
+    assert error.summary() == "250 bad lines; nothing was stored"
+
+
+def test_bad_row_at_line_999999_of_a_million_stores_nothing(catalog, tmp_path):
+    """The last-but-one line of a 1,000,000-line file is bad: nothing from
+    the 999,998 good rows before it is stored, and the line is named."""
+    good = [f"2026-10-{1 + i % 28:02d}T{i % 24:02d}:{i % 60:02d}:{i * 7 % 60:02d}+08:00,"
+            f"{'acme' if i % 3 else 'beta'},{'sg' if i % 2 else 'hk'},email,delivered,{i % 50}\n"
+            for i in range(1000)]
+    path = tmp_path / "million.csv"
+    with path.open("w") as f:
+        f.write(HEADER)
+        for _ in range(999):  # lines 2 … 999,001
+            f.writelines(good)
+        f.writelines(good[:997])  # lines … 999,998
+        f.write("2026-10-05,acme,sg,email,delivered,12.5\n")  # line 999,999
+        f.write(good[0])  # line 1,000,000
+    seen = []
+    with pytest.raises(ImportRejected) as info:
+        import_file(path, progress=lambda records, bytes_read: seen.append((records, bytes_read)))
+    assert info.value.report() == ["line 999999: email quantity must be a whole number, got '12.5'"]
+    assert not DailyUsage.objects.exists() and not UsageImport.objects.exists()
+    assert not UsageImportLine.objects.exists()
+    # Progress is reported while the file streams, and at its end.
+    assert len(seen) >= 15
+    assert seen[-1] == (999_999, path.stat().st_size)
+    assert all(a[0] < b[0] and a[1] <= b[1] for a, b in zip(seen, seen[1:], strict=False))
+
+
+# --- idempotent re-import --------------------------------------------------------
+
+
+def test_reimporting_the_same_content_is_a_no_op(catalog, tmp_path):
+    text = HEADER + "2026-10-05,acme,sg,email,delivered,7\n"
+    first = import_file(write(tmp_path, text))
+    again = import_file(write(tmp_path, text))
+    copy = import_file(write(tmp_path, text, "renamed.csv"))
+    assert again.duplicate and copy.duplicate
+    assert again.usage_import == first.usage_import == copy.usage_import
+    assert daily() == {("acme", "sg", "email", "delivered", "2026-10-05"): Decimal("7")}
+    changed = import_file(write(tmp_path, text + "2026-10-05,acme,sg,email,delivered,1\n"))
+    assert not changed.duplicate
+    assert daily() == {("acme", "sg", "email", "delivered", "2026-10-05"): Decimal("15")}
+    assert UsageImport.objects.count() == 2
+
+
+def test_a_rejected_file_can_be_imported_once_fixed(catalog, tmp_path):
+    path = write(tmp_path, HEADER + "2026-10-05,acme,sg,email,delivered,x\n")
+    with pytest.raises(ImportRejected):
+        import_file(path)
+    write(tmp_path, HEADER + "2026-10-05,acme,sg,email,delivered,3\n")
+    assert not import_file(path).duplicate
+
+
+# --- late usage (billing-rules §5) -----------------------------------------------
+
+
+def test_usage_for_a_settled_period_is_marked_late(catalog, tmp_path):
+    beta = Account.objects.get(code="beta")
+    billed = add_usage(catalog, "sg", "email", "2026-09-10", "100")
+    DailyUsage.objects.filter(pk=billed.pk).update(billed_quantity=Decimal("100"))
+    add_usage(beta, "sg", "email", "2026-09-10", "50")  # beta's September is not settled
+    path = write(tmp_path, HEADER + (
+        "2026-09-10,acme,sg,email,delivered,5\n"       # same row as the billed one: late
+        "2026-09-30T15:00:00Z,acme,hk,data_flow,,1.5\n"  # another row of acme's settled September: late
+        "2026-09-30T16:00:00Z,acme,sg,email,delivered,9\n"  # October: not settled
+        "2026-09-12,beta,sg,email,delivered,4\n"       # beta September: not settled
+    ))
+    batch = import_file(path).usage_import
+    assert (batch.daily_rows, batch.late_rows) == (4, 2)
+    late = {(line.account_id, line.service_id, line.day.isoformat(), line.quantity)
+            for line in batch.lines.filter(late=True)}
+    assert late == {(catalog.pk, "email", "2026-09-10", Decimal("5")),
+                    (catalog.pk, "data_flow", "2026-09-30", Decimal("1.5"))}
+    billed.refresh_from_db()
+    assert (billed.quantity, billed.billed_quantity) == (Decimal("105"), Decimal("100"))
+
+
+def test_late_usage_is_billed_once_in_the_next_settlement(catalog, tmp_path):
+    from aurora_billing.settlement import settle_account
+    from invoices.models import BillLine
+
+    add_price("email", "sg", "0.001000")
+    import_file(write(tmp_path, HEADER + "2026-10-05,acme,sg,email,delivered,1000\n"))
+    october = Period(2026, 10)
+    settle_account(account=catalog, period=october, now=october.bill_time)
+    late = import_file(write(tmp_path, HEADER + "2026-10-20T10:00:00+08:00,acme,sg,email,delivered,300\n",
+                             "late.csv")).usage_import
+    assert late.late_rows == 1
+    november = Period(2026, 11)
+    for _ in range(2):  # settling again bills nothing twice
+        settle_account(account=catalog, now=november.bill_time)
+    adjustments = BillLine.objects.filter(bill__account=catalog).exclude(adjustment_for="")
+    assert [(line.bill.period, line.adjustment_for, line.usage_quantity) for line in adjustments] == [
+        ("2026-11", "2026-10", Decimal("300"))]
+    assert sorted(DailyUsage.objects.values_list("day", "quantity", "billed_quantity")) == [
+        (dt.date(2026, 10, 5), Decimal("1000"), Decimal("1000")),
+        (dt.date(2026, 10, 20), Decimal("300"), Decimal("300")),
+    ]
+
+
+def test_month_to_date_estimate_reflects_an_import_at_once(catalog, tmp_path):
+    from invoices.selectors import billing_estimate
+
+    add_price("email", "sg", "0.000300")
+    import_file(write(tmp_path, HEADER + "2026-11-03,acme,sg,email,delivered,10000\n"))
+    estimate = billing_estimate(account=catalog, period=Period(2026, 11))
+    assert [(line.service, line.region, line.usage_quantity, line.amount) for line in estimate.lines] == [
+        ("email", "sg", Decimal("10000"), Decimal("3.00"))]
+
+
+# --- records (API, seed_demo) -------------------------------------------------------
+
+
+def test_records_source_reports_indexes(catalog):
+    records = [
+        {"occurred_at": "2026-10-05", "account": "acme", "region": "sg", "service": "email",
+         "result": "delivered", "quantity": 1},
+        {"occurred_at": "2026-10-05", "account": "acme", "region": "sg", "service": "email", "quantity": 1},
+        "not an object",
+    ]
+    with pytest.raises(ImportRejected) as info:
+        usage_import(source=RecordsSource(records=records, name="test"), now=NOW)
+    assert info.value.report() == [
+        "record 1: email needs a result (one of delivered, soft_bounce, format_error, not_exist, reject, junk_mail)",
+        "record 2: expected a JSON object with the keys occurred_at, account, region, service, result, quantity",
+    ]
+
+
+def test_seed_records_import_through_the_same_service(catalog):
+    from aurora_billing.management.commands.seed_demo import demo_usage
+
+    october = Period(2026, 10)
+    records = demo_usage(catalog, [october], dt.date(2026, 10, 3), 1000, ["sg", "hk"], seed=1)
+    batch = usage_import(source=RecordsSource(records=records, name="seed_demo", origin=ImportOrigin.SEED),
+                         now=NOW).usage_import
+    assert batch.records == len(records) == batch.daily_rows
+    assert DailyUsage.objects.filter(account=catalog, service="dedicated_ip").count() == 2
+
+
+# --- the command ---------------------------------------------------------------------
+
+
+def run(*args) -> tuple[str, str]:
+    out, err = io.StringIO(), io.StringIO()
+    call_command("import_usage", *args, stdout=out, stderr=err)
+    return out.getvalue(), err.getvalue()
+
+
+def test_command_imports_reports_and_skips_a_reimport(catalog, tmp_path):
+    path = write(tmp_path, HEADER + "2026-10-05,acme,sg,email,delivered,8000\n2026-10-05,acme,sg,data_flow,,20.5\n")
+    out, err = run(str(path))
+    batch = UsageImport.objects.get()
+    assert out.startswith(f"{path}: imported 2 records into 2 daily usage rows in ")
+    assert out.endswith(f" s (import #{batch.pk})\n")
+    assert err == ""
+    out, _ = run(str(path))
+    assert out == (f"{path}: already imported (import #{batch.pk}, {batch.imported_at:%Y-%m-%d %H:%M} UTC); "
+                   "nothing changed\n")
+
+
+def test_command_reports_bad_lines_and_exits_non_zero(catalog, tmp_path):
+    good = write(tmp_path, HEADER + GOOD + "\n", "good.csv")
+    bad = write(tmp_path, HEADER + GOOD + "\n2026-10-05,acme,sg,email,delivered,-1\n"
+                "2026-10-05,acme,mars,email,delivered,1\n", "bad.jsonl")
+    out, err = io.StringIO(), io.StringIO()
+    with pytest.raises(CommandError) as info:
+        call_command("import_usage", str(bad), str(good), "--format", "csv", stdout=out, stderr=err)
+    assert str(info.value) == "1 of 2 file(s) rejected; nothing was stored from them"
+    assert err.getvalue() == (f"{bad}: rejected, 2 bad lines; nothing was stored\n"
+                              "line 3: quantity must be ≥ 0\nline 4: unknown region 'mars'\n")
+    assert out.getvalue().startswith(f"{good}: imported 1 records")
+    assert UsageImport.objects.get().name == str(good)
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["missing.csv"], "missing.csv: no such file"),
+    (["{tmp}/usage.txt"], "cannot tell the format of usage.txt from its extension; use --format csv|jsonl"),
+])
+def test_command_bad_arguments(catalog, tmp_path, args, message):
+    write(tmp_path, HEADER, "usage.txt")
+    with pytest.raises(CommandError) as info:
+        run(*[a.format(tmp=tmp_path) for a in args])
+    assert str(info.value) == message
