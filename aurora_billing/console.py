@@ -101,7 +101,6 @@ class RegionLine:
 
     @property
     def unit_price_label(self) -> str:
-        """The unit price as stored, with at least 2 decimals: ``28.00``, ``0.00028``."""
         return unit_price_text(self.unit_price)
 
 
@@ -257,6 +256,7 @@ def unit_plural(unit: str, quantity: Decimal) -> str:
 
 
 def unit_price_text(value: Decimal) -> str:
+    """A unit price as stored, with at least 2 decimals: ``28.00``, ``0.00028``."""
     exponent = value.normalize().as_tuple().exponent
     places = max(2, -exponent if isinstance(exponent, int) else 0)
     return f"{value:,.{places}f}"
@@ -309,29 +309,26 @@ def billing_console(*, account: Account, period: Period, now: dt.datetime) -> Bi
     bill = Bill.objects.filter(account=account, period=str(period)).first()
     services = {s.code: s for s in ServiceItem.objects.all()}
     estimate_errors: list[str] = []
+    drafts: list[tuple[tuple[str, str, str], dict]] = []
+    total = ZERO_MONEY
     pending_reason = ""
-    if period == current:
-        pending_reason = MONTH_TO_DATE
-    elif not period.is_billable(now):
-        pending_reason = BEFORE_BILL_TIME
-    elif usage.has_usage:
-        pending_reason = NOT_SETTLED
     if bill is not None:
         state = SETTLED
-        lines = list(BillLine.objects.filter(bill=bill).order_by("position"))
-        drafts = [_line_key_and_values(line) for line in lines]
+        drafts = [_line_key_and_values(line) for line in BillLine.objects.filter(bill=bill).order_by("position")]
         total = bill.total_amount
-        pending_reason = ""
-    elif pending_reason:
-        state = PENDING
+    else:
+        if period == current:
+            pending_reason = MONTH_TO_DATE
+        elif not period.is_billable(now):
+            pending_reason = BEFORE_BILL_TIME
+        elif usage.has_usage:
+            pending_reason = NOT_SETTLED
+        state = PENDING if pending_reason else EMPTY
+    if state == PENDING:
         calculation = billing_estimate(account=account, period=period)
         drafts = [_draft_key_and_values(draft) for draft in calculation.lines]
         estimate_errors = calculation.errors
         total = calculation.total
-    else:
-        state = EMPTY
-        drafts = []
-        total = ZERO_MONEY
 
     pack_states = [p for p in packs_state(account=account) if p.valid_until > today]
     region_codes = {key[2] for key, _ in drafts} | {p.region for p in pack_states}

@@ -1,0 +1,279 @@
+"""Server time of the billing console page on PostgreSQL (issue 5).
+
+``python -m benchmarks console`` (options through ``BENCH_CONSOLE_ARGS``), or
+``python -m benchmarks.bench_console [--accounts N] [--requests R] [--keep]``
+
+Seeds database ``aurora_bench_console`` (re-created each run unless
+``--keep`` finds it seeded) with 12 months of usage (2025-12 … 2026-11) for
+N accounts, settles the 11 ended months of every account with the real
+settlement, and then times ``GET /billing/`` through Django's test client
+(the whole request: middleware, session, the selector, the template) for
+the large account, R requests per page after a warm-up, with the clock
+pinned to 2026-11-20 12:00 UTC+8.
+
+Usage shape:
+
+- N − 1 ordinary accounts, 2 regions: email ``delivered`` and data flow
+  every day, the five other results once a month;
+- one large account, 20 regions: all six email results, data flow and
+  data masking every day, dedicated IP and BIMI monthly, a pack per region.
+"""
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import os
+import random
+import statistics
+import sys
+import time
+from decimal import Decimal
+
+DB_NAME = "aurora_bench_console"
+NOW = dt.datetime(2026, 11, 20, 4, 0, tzinfo=dt.UTC)  # 2026-11-20 12:00 UTC+8
+FIRST_DAY = dt.date(2025, 12, 1)
+LARGE = "bench-large"
+LARGE_EMAIL = "owner@large.example"
+SMALL_REGIONS = ["sg", "hk"]
+LARGE_REGIONS = ["sg", "hk"] + [f"r{i:02d}" for i in range(18)]
+RESULTS = ["delivered", "soft_bounce", "format_error", "not_exist", "reject", "junk_mail"]
+RESULT_SHARE = [Decimal("0.90"), Decimal("0.04"), Decimal("0.015"), Decimal("0.025"), Decimal("0.012"),
+                Decimal("0.008")]
+PRICES = {
+    "email": "0.000300",
+    "data_flow": "0.30",
+    "dedicated_ip": "25.00",
+    "data_masking": "0.002000",
+    "bimi_certification": "12.00",
+}
+
+
+def _database_url(name: str) -> str:
+    base = os.environ.get("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/aurora_bench")
+    return base.rsplit("/", 1)[0] + "/" + name
+
+
+def _setup_django(url: str) -> None:
+    os.environ["DATABASE_URL"] = url
+    os.environ.setdefault("SECRET_KEY", "benchmark-only")
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "aurora_billing.settings")
+    os.environ["CELERY_TASK_ALWAYS_EAGER"] = "1"
+    os.environ["LOG_LEVEL"] = "WARNING"
+    os.environ["SECURE_SSL_REDIRECT"] = "0"
+    os.environ["STATIC_MANIFEST"] = "0"  # no collectstatic run for a benchmark
+    import django
+
+    django.setup()
+
+
+def _recreate_database(url: str) -> None:
+    import psycopg
+
+    admin = url.rsplit("/", 1)[0] + "/postgres"
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{DB_NAME}" WITH (FORCE)')
+        conn.execute(f'CREATE DATABASE "{DB_NAME}"')
+
+
+def _is_seeded(accounts: int) -> bool:
+    from accounts.models import Account
+    from invoices.models import Bill
+
+    try:
+        return (Account.objects.filter(code__startswith="bench-").count() == accounts
+                and Bill.objects.filter(account__code=LARGE).count() == 11)
+    except Exception:  # noqa: BLE001 - no schema yet
+        return False
+
+
+def _days() -> list[dt.date]:
+    today = NOW.date()
+    return [FIRST_DAY + dt.timedelta(days=i) for i in range((today - FIRST_DAY).days + 1)]
+
+
+def seed(*, accounts: int) -> int:
+    """Seed accounts, prices, packs, funds and usage; returns the usage rows."""
+    from django.core.management import call_command
+    from django.db import connection
+
+    from accounts.models import Account, Membership, User
+    from payments.models import LedgerEntry
+    from usage.models import EmailPack, Price, Region
+
+    call_command("migrate", verbosity=0)
+    rng = random.Random(5)
+    Region.objects.bulk_create([Region(code=c, name=f"Region {c.upper()}") for c in LARGE_REGIONS])
+    Price.objects.bulk_create([
+        Price(service_id=s, region_id=r, unit_price=Decimal(p), currency="USD", effective_from=dt.date(2025, 1, 1))
+        for s, p in PRICES.items() for r in LARGE_REGIONS
+    ])
+    created = Account.objects.bulk_create(
+        [Account(code=f"bench-{i:05d}", name=f"Bench {i}") for i in range(accounts - 1)]
+        + [Account(code=LARGE, name="Large Account Ltd")], batch_size=5000,
+    )
+    large = created[-1]
+    user = User.objects.create_user(LARGE_EMAIL, "benchmark-pass-123")
+    Membership.objects.create(user=user, account=large, role="owner")
+    packs = [EmailPack(account=acc, region_id="sg", reference="p1", quantity=rng.randrange(0, 200_000),
+                       valid_from=FIRST_DAY, valid_until=dt.date(2027, 12, 1)) for acc in created]
+    packs += [EmailPack(account=large, region_id=r, reference=f"p-{r}", quantity=500_000,
+                        valid_from=FIRST_DAY, valid_until=dt.date(2027, 12, 1)) for r in LARGE_REGIONS[1:]]
+    EmailPack.objects.bulk_create(packs, batch_size=5000)
+    LedgerEntry.objects.bulk_create([
+        LedgerEntry(account=acc, kind="topup", amount=Decimal(rng.randrange(1_000, 50_000)), currency="USD",
+                    at=dt.datetime(2025, 11, 30, tzinfo=dt.UTC), reference="seed")
+        for acc in created if acc.pk % 3
+    ], batch_size=5000)
+
+    days = _days()
+    updated = NOW - dt.timedelta(hours=1)
+    rows = 0
+    with connection.cursor() as cursor, cursor.cursor.copy(
+        "COPY usage_dailyusage (account_id, region_id, service_id, result, day, quantity, billed_quantity, "
+        "updated_at) FROM STDIN"
+    ) as copy:
+        def row(account_id, region, service, result, day, quantity):
+            copy.write_row((account_id, region, service, result, day, quantity, 0, updated))
+
+        for acc in created[:-1]:
+            for region in SMALL_REGIONS:
+                for day in days:
+                    emails = rng.randrange(0, 20_000)
+                    row(acc.pk, region, "email", "delivered", day, emails)
+                    row(acc.pk, region, "data_flow", "", day, Decimal(rng.randrange(0, 8_000_000)) / 1_000_000)
+                    rows += 2
+                    if day.day == 15:
+                        for result in RESULTS[1:]:
+                            row(acc.pk, region, "email", result, day, rng.randrange(0, 400))
+                            rows += 1
+        for region in LARGE_REGIONS:
+            for day in days:
+                emails = Decimal(rng.randrange(20_000, 60_000))
+                for result, share in zip(RESULTS, RESULT_SHARE, strict=True):
+                    row(large.pk, region, "email", result, day, int(emails * share))
+                row(large.pk, region, "data_flow", "", day, (emails * Decimal("0.00035")).quantize(Decimal("0.000001")))
+                row(large.pk, region, "data_masking", "", day, rng.randrange(100, 900))
+                rows += len(RESULTS) + 2
+                if day.day == 1:
+                    row(large.pk, region, "dedicated_ip", "", day, 2)
+                    rows += 1
+                    if region == "sg":
+                        row(large.pk, region, "bimi_certification", "", day, 1)
+                        rows += 1
+    with connection.cursor() as cursor:
+        cursor.execute("VACUUM ANALYZE")
+    return rows
+
+
+def settle_all() -> tuple[int, float]:
+    """Settle every ended month of every account (real settlement)."""
+    from accounts.models import Account
+    from aurora_billing.settlement import settle_account
+
+    start = time.perf_counter()
+    bills = 0
+    accounts = list(Account.objects.filter(code__startswith="bench-").order_by("pk"))
+    for i, account in enumerate(accounts, 1):
+        report = settle_account(account=account, now=NOW)
+        if report.errors:
+            raise SystemExit(f"settlement of {account.code} failed: {report.errors}")
+        bills += len(report.settled)
+        if sys.stderr.isatty() and i % 50 == 0:
+            print(f"\r  settled {i}/{len(accounts)} accounts", end="", file=sys.stderr, flush=True)
+    if sys.stderr.isatty():
+        print(file=sys.stderr)
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute("VACUUM ANALYZE")
+    return bills, time.perf_counter() - start
+
+
+def measure(client, path: str, requests: int) -> tuple[list[float], int, int]:
+    """Times of ``requests`` GETs (ms) after a warm-up; queries of one request."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    for _ in range(10):
+        assert client.get(path).status_code == 200
+    times = []
+    for _ in range(requests):
+        start = time.perf_counter()
+        response = client.get(path)
+        times.append((time.perf_counter() - start) * 1000)
+        assert response.status_code == 200, response.status_code
+    with CaptureQueriesContext(connection) as ctx:
+        response = client.get(path)
+    return times, len(ctx), len(response.content)
+
+
+def percentile(values: list[float], p: int) -> float:
+    return statistics.quantiles(values, n=100, method="inclusive")[p - 1]
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks console")
+    parser.add_argument("--accounts", type=int, default=1_000)
+    parser.add_argument("--requests", type=int, default=200)
+    parser.add_argument("--keep", action="store_true", help="reuse an already seeded database")
+    defaults = os.environ.get("BENCH_CONSOLE_ARGS", "").split()
+    args = parser.parse_args(argv if argv is not None else defaults)
+
+    url = _database_url(DB_NAME)
+    os.environ["DATABASE_URL"] = url
+    if not args.keep:
+        _recreate_database(url)
+    _setup_django(url)
+    import time_machine
+    from django.db import connections
+
+    from accounts.models import User
+    from invoices.models import Bill, BillLine
+    from usage.models import DailyUsage
+
+    traveller = time_machine.travel(NOW, tick=True)
+    traveller.start()
+    try:
+        t0 = time.perf_counter()
+        settle_s = 0.0
+        if not (args.keep and _is_seeded(args.accounts)):
+            if args.keep:
+                connections.close_all()
+                _recreate_database(url)
+            seed(accounts=args.accounts)
+            _, settle_s = settle_all()
+        seed_s = time.perf_counter() - t0
+        print(f"accounts={args.accounts} usage rows={DailyUsage.objects.count()} bills={Bill.objects.count()} "
+              f"bill lines={BillLine.objects.count()} large account: {len(LARGE_REGIONS)} regions, "
+              f"{DailyUsage.objects.filter(account__code=LARGE).count()} usage rows "
+              f"(seed + settle {seed_s:.0f} s, of which settle {settle_s:.0f} s)")
+
+        from django.test import Client
+
+        client = Client()
+        client.force_login(User.objects.get(email=LARGE_EMAIL))
+        pages = [
+            ("current month (Pending estimate)", "/billing/"),
+            ("settled month 2026-10", "/billing/?period=2026-10"),
+            ("settled month 2025-12", "/billing/?period=2025-12"),
+        ]
+        table = []
+        connection_settings = connections["default"].settings_dict
+        for conn_age, label in ((60, "persistent"), (0, "new per request")):
+            connection_settings["CONN_MAX_AGE"] = conn_age
+            connections.close_all()
+            for name, path in (pages if conn_age else pages[:1]):
+                times, queries, size = measure(client, path, args.requests)
+                table.append((name, label, str(args.requests), f"{statistics.median(times):.1f}",
+                              f"{percentile(times, 95):.1f}", f"{max(times):.1f}", str(queries),
+                              f"{size // 1024} KiB"))
+    finally:
+        traveller.stop()
+    header = ("page (large account)", "DB connection", "requests", "p50 ms", "p95 ms", "max ms", "queries", "HTML")
+    widths = [max(len(str(r[i])) for r in [header, *table]) for i in range(len(header))]
+    for r in [header, *table]:
+        print("  ".join(str(c).ljust(w) for c, w in zip(r, widths, strict=True)))
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
