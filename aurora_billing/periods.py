@@ -26,8 +26,8 @@ STATEMENT_TIME = dt.time(10, 0)  # on the 5th of the following month, UTC+8
 FIRST_PERIOD_YEAR = 2000
 LAST_PERIOD_YEAR = 2099
 
-_PERIOD_RE = re.compile(r"^(\d{4})-(\d{2})$")
-_DAY_RE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+_PERIOD_RE = re.compile(r"^([0-9]{4})-([0-9]{2})$")  # ASCII digits only
+_DAY_RE = re.compile(r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$")
 
 
 class PeriodError(ValueError):
@@ -79,8 +79,11 @@ class Period:
 
     @property
     def end_day(self) -> dt.date:
-        """First day of the next period (exclusive end)."""
-        return self.next().first_day
+        """First day of the next period (exclusive end); for 2099-12 too,
+        whose next period is out of range."""
+        if self.month == 12:
+            return dt.date(self.year + 1, 1, 1)
+        return dt.date(self.year, self.month + 1, 1)
 
     @property
     def last_day(self) -> dt.date:

@@ -1,27 +1,50 @@
 """Settlement orchestration: bills from ``invoices``, funds from ``payments``.
 
-``bill_settle`` is the one entry point that creates a bill. It locks the
-account row, so settlements, repayments and top-ups of one account are
-serialised on PostgreSQL; it is idempotent (a settled period is returned
-unchanged) and atomic (a failure leaves no partial bill).
+A batch of accounts is settled in one transaction that first locks the
+accounts' rows (in id order, so overlapping batches never deadlock), then
+
+1. ``invoices.services.bills_prepare`` decides and computes each bill;
+2. the funds balance of each account (the sum of its ledger) is applied to
+   its lines in order (``invoices.calculation.funds_allocate``);
+3. ``invoices.services.bills_write`` writes bills, lines, pack deductions
+   and marks the usage billed; the funds applied are appended to the ledger
+   as ``settlement`` entries and each bill to the audit log.
+
+Top-ups and repayments take the same account lock, so they are serialised
+with settlement on PostgreSQL. Settlement is idempotent: a settled period is
+never billed again (and the unique constraint on (account, period) is the
+last guard); a failure rolls the batch back, and the batch is then retried
+one account per transaction so one failing account never holds up the
+others. An account that cannot be settled (no price in effect, an earlier
+period not settled) is reported and left unsettled.
 """
 from __future__ import annotations
 
 import datetime as dt
 import logging
+from collections import defaultdict
 from dataclasses import dataclass, field
+from decimal import Decimal
 
 from django.db import IntegrityError, transaction
-from django.db.models import F
+from django.db.models import F, Sum
+from django.db.models.functions import TruncMonth
 
 from accounts.models import Account
+from aurora_billing.models import AuditEvent
+from aurora_billing.money import ZERO_MONEY
 from aurora_billing.periods import Period
+from invoices.calculation import catch_up_period, funds_allocate, settlement_decision
 from invoices.models import Bill
-from invoices.services import SettlementError, bill_create
-from payments.services import funds_apply_to_bill
+from invoices.selectors import latest_due_period
+from invoices.services import SettlementError, bills_prepare, bills_write
+from payments.models import EntryKind, LedgerEntry
 from usage.models import DailyUsage
 
 log = logging.getLogger("aurora.settlement")
+
+__all__ = ["PeriodNotDue", "SettlementError", "SettlementReport", "accounts_due", "accounts_settle",
+           "bill_settle", "latest_due_period", "settle_account"]
 
 
 class PeriodNotDue(ValueError):
@@ -33,7 +56,7 @@ class SettlementReport:
     settled: list[tuple[str, str]] = field(default_factory=list)  # (account code, period)
     already: list[tuple[str, str]] = field(default_factory=list)
     empty: list[tuple[str, str]] = field(default_factory=list)
-    errors: list[str] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)  # "code period: reason"
 
     def merge(self, other: SettlementReport) -> None:
         self.settled += other.settled
@@ -46,82 +69,157 @@ class SettlementReport:
                 f"{len(self.empty)} without usage, {len(self.errors)} errors")
 
 
-def bill_settle(*, account: Account, period: Period, now: dt.datetime) -> tuple[Bill | None, bool]:
-    """Settle ``account`` for ``period``. Returns (bill, created). A period
-    without unbilled usage gets no bill: (None, False)."""
-    if not period.is_billable(now):
-        raise PeriodNotDue(f"{period} cannot be settled before {period.bill_time.isoformat()}")
+def _funds_balances(account_ids: list[int]) -> dict[int, Decimal]:
+    """Funds balance per account: the sum of its ledger entries (as
+    ``payments.services.funds_balance``, for a batch)."""
+    rows = (LedgerEntry.objects.filter(account_id__in=account_ids).order_by().values("account_id")
+            .annotate(total=Sum("amount")).values_list("account_id", "total"))
+    return dict(rows)
+
+
+def _settle_locked(*, accounts: list[Account], now: dt.datetime,
+                   period: Period | None) -> tuple[SettlementReport, list[int]]:
+    """Settle ``accounts`` (rows locked by the caller's transaction). Returns
+    the report and the ids of accounts that got a bill and have unbilled
+    usage after it (catch-up goes on with them)."""
+    report = SettlementReport()
+    plan = bills_prepare(accounts=accounts, now=now, period=period)
+    report.already += [(a.code, str(p)) for a, p in plan.already]
+    report.empty += [(a.code, str(p)) for a, p in plan.empty]
+    for account, target, reason in plan.errors:
+        log.warning("not settled account=%s period=%s: %s", account.code, target, reason)
+        report.errors.append(f"{account.code} {target}: {reason}")
+    if not plan.drafts:
+        return report, []
+
+    balances = _funds_balances([d.account.pk for d in plan.drafts])
+    applied = [funds_allocate(amounts=[line.amount for line in d.calculation.lines],
+                              available=balances.get(d.account.pk, ZERO_MONEY))
+               for d in plan.drafts]
+    written = bills_write(drafts=plan.drafts, funds_applied=applied, now=now)
+
+    entries, events = [], []
+    for bill, lines in written:
+        for line in lines:
+            if line.paid > 0:
+                adjustment = f" (adjustment for {line.adjustment_for})" if line.adjustment_for else ""
+                entries.append(LedgerEntry(
+                    account_id=bill.account_id, kind=EntryKind.SETTLEMENT, amount=-line.paid,
+                    currency=bill.currency, at=now, created_at=now, reference=f"bill:{bill.pk}", line=line,
+                    memo=f"{bill.period} {line.service_id}/{line.region_id}{adjustment}",
+                ))
+        events.append(AuditEvent(
+            at=now, actor_label="system", action="bill.settled", account_id=bill.account_id,
+            object_type=Bill._meta.label, object_id=str(bill.pk),
+            summary=f"{bill.account.code} {bill.period}: {bill.total_amount} {bill.currency}, "
+                    f"funds applied {bill.funds_applied}, {len(lines)} lines",
+            data={"period": bill.period, "total_amount": str(bill.total_amount),
+                  "funds_applied": str(bill.funds_applied), "currency": bill.currency, "lines": len(lines)},
+        ))
+        report.settled.append((bill.account.code, bill.period))
+    LedgerEntry.objects.bulk_create(entries, batch_size=2000)
+    AuditEvent.objects.bulk_create(events, batch_size=2000)
+    more = set(plan.more)
+    return report, [bill.account_id for bill, _ in written if bill.account_id in more]
+
+
+def _settle_batch(*, account_ids: list[int], now: dt.datetime,
+                  period: Period | None) -> tuple[SettlementReport, list[int]]:
+    with transaction.atomic():
+        accounts = list(Account.objects.select_for_update().filter(pk__in=account_ids).order_by("pk"))
+        return _settle_locked(accounts=accounts, now=now, period=period)
+
+
+def _settle_isolated(*, account_id: int, now: dt.datetime,
+                     period: Period | None) -> tuple[SettlementReport, list[int]]:
+    """One account in its own transaction; a failure becomes an error in the
+    report (the transaction rolled back: nothing of it was written)."""
     try:
-        with transaction.atomic():
-            account = Account.objects.select_for_update().get(pk=account.pk)
-            existing = Bill.objects.filter(account=account, period=str(period)).first()
-            if existing is not None:
-                return existing, False
-            has_usage = DailyUsage.objects.filter(
-                account=account, day__lt=period.end_day, quantity__gt=F("billed_quantity")
-            ).exists()
-            if not has_usage:
-                return None, False
-            bill = bill_create(account=account, period=period, now=now)
-            funds_apply_to_bill(bill=bill, now=now)
+        try:
+            return _settle_batch(account_ids=[account_id], now=now, period=period)
+        except IntegrityError:
+            # A concurrent settlement won the unique constraint; this run sees its bill.
+            return _settle_batch(account_ids=[account_id], now=now, period=period)
+    except Exception as exc:  # noqa: BLE001 — reported, and the other accounts go on
+        code = Account.objects.filter(pk=account_id).values_list("code", flat=True).first()
+        log.exception("settlement failed account=%s period=%s", code, period or "due")
+        report = SettlementReport(errors=[f"{code} {period or 'due periods'}: {type(exc).__name__}: {exc}"])
+        return report, []
+
+
+def accounts_settle(*, account_ids: list[int], now: dt.datetime, period: Period | None = None) -> SettlementReport:
+    """Settle a batch of accounts for ``period``, or (no period) for every
+    period due at ``now``, oldest first (catch-up). Per-account problems are
+    in the report, never raised; a period before its bill time raises
+    PeriodNotDue."""
+    if period is not None and not period.is_billable(now):
+        raise PeriodNotDue(f"{period} cannot be settled before its bill time, {period.bill_time_label()}")
+    report = SettlementReport()
+    pending = sorted(set(account_ids))
+    while pending:
+        if len(pending) == 1:
+            batch_report, billed_ids = _settle_isolated(account_id=pending[0], now=now, period=period)
+        else:
+            try:
+                batch_report, billed_ids = _settle_batch(account_ids=pending, now=now, period=period)
+            except Exception as exc:  # noqa: BLE001 — rolled back; retried one account at a time
+                log.warning("batch of %d accounts rolled back (%s: %s); settling them one by one",
+                            len(pending), type(exc).__name__, exc)
+                for pk in pending:
+                    report.merge(accounts_settle(account_ids=[pk], now=now, period=period))
+                return report
+        report.merge(batch_report)
+        # Catch-up: an account billed for one period may have a later one due.
+        pending = billed_ids if period is None else []
+    return report
+
+
+def bill_settle(*, account: Account, period: Period, now: dt.datetime) -> tuple[Bill | None, bool]:
+    """Settle ``account`` for ``period``. Returns (bill, created); a period
+    without anything to bill gets no bill: (None, False). Raises
+    PeriodNotDue before the bill time, SettlementError when the account
+    cannot be settled (nothing is written)."""
+    if not period.is_billable(now):
+        raise PeriodNotDue(f"{period} cannot be settled before its bill time, {period.bill_time_label()}")
+    try:
+        report, _ = _settle_batch(account_ids=[account.pk], now=now, period=period)
     except IntegrityError:
-        # Another settlement of the same (account, period) won the race.
-        existing = Bill.objects.filter(account=account, period=str(period)).first()
-        if existing is None:
-            raise
-        return existing, False
-    log.info("settled account=%s period=%s bill=%s total=%s", account.code, period, bill.pk, bill.total_amount)
-    return bill, True
-
-
-def latest_due_period(now: dt.datetime) -> Period:
-    """The most recent period whose bill time has passed."""
-    candidate = Period.current(now).previous()
-    return candidate if candidate.is_billable(now) else candidate.previous()
-
-
-def periods_due(*, account: Account, now: dt.datetime) -> list[Period]:
-    """Periods ``account`` should be settled for now, oldest first: every
-    ended, due period with unbilled usage and no bill; and, when only late
-    usage waits, the latest due period (its next settlement)."""
-    last = latest_due_period(now)
-    days = (DailyUsage.objects.filter(account=account, day__lt=last.end_day, quantity__gt=F("billed_quantity"))
-            .values_list("day", flat=True).distinct())
-    periods = {Period.of_day(d) for d in days}
-    if not periods:
-        return []
-    billed = set(Bill.objects.filter(account=account).values_list("period", flat=True))
-    due = sorted(p for p in periods if str(p) not in billed)
-    if not due and str(last) not in billed:
-        due = [last]
-    return due
+        report, _ = _settle_batch(account_ids=[account.pk], now=now, period=period)
+    if report.errors:
+        raise SettlementError(report.errors[0])
+    bill = Bill.objects.filter(account=account, period=str(period)).first()
+    if bill is not None:
+        log.info("settled account=%s period=%s bill=%s total=%s", account.code, period, bill.pk, bill.total_amount)
+    return bill, bool(report.settled)
 
 
 def settle_account(*, account: Account, now: dt.datetime, period: Period | None = None) -> SettlementReport:
     """Settle one account: ``period`` only, or every period due (catch-up)."""
-    report = SettlementReport()
-    targets = [period] if period else periods_due(account=account, now=now)
-    for target in targets:
-        try:
-            bill, created = bill_settle(account=account, period=target, now=now)
-        except SettlementError as exc:
-            log.warning("settlement failed account=%s period=%s: %s", account.code, target, exc)
-            report.errors.append(str(exc))
-            break  # later periods wait for this one
-        key = (account.code, str(target))
-        if bill is None:
-            report.empty.append(key)
-        elif created:
-            report.settled.append(key)
-        else:
-            report.already.append(key)
-    return report
+    return accounts_settle(account_ids=[account.pk], now=now, period=period)
 
 
-def accounts_with_due_usage(*, now: dt.datetime) -> list[int]:
-    """Ids of accounts that have unbilled usage before the latest due period's end."""
-    last = latest_due_period(now)
-    return list(
-        DailyUsage.objects.filter(day__lt=last.end_day, quantity__gt=F("billed_quantity"))
-        .values_list("account_id", flat=True).distinct().order_by("account_id")
-    )
+def accounts_due(*, now: dt.datetime) -> list[int]:
+    """Ids of the accounts that settlement without a period would bill at
+    ``now`` (ordered): an ended, due period with usage and no bill, or late
+    usage waiting for the latest due period's bill."""
+    latest = latest_due_period(now)
+    usage: dict[int, set[Period]] = defaultdict(set)
+    for account_id, month in (
+        DailyUsage.objects.filter(day__lt=latest.end_day, quantity__gt=F("billed_quantity"))
+        .annotate(month=TruncMonth("day")).order_by().values_list("account_id", "month").distinct()
+    ):
+        usage[account_id].add(Period.of_day(month))
+    if not usage:
+        return []
+    names = {str(p) for ps in usage.values() for p in ps} | {str(latest)}
+    billed: dict[int, set[str]] = defaultdict(set)
+    for account_id, name in Bill.objects.filter(period__in=names).values_list("account_id", "period"):
+        billed[account_id].add(name)
+    due = []
+    for account_id in sorted(usage):
+        target = catch_up_period(latest=latest, usage_periods=usage[account_id], billed=billed[account_id])
+        decision = settlement_decision(period=target, usage_periods={p for p in usage[account_id] if p <= target},
+                                       billed=billed[account_id])
+        if decision.action == "settle":
+            due.append(account_id)
+    return due

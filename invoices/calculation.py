@@ -7,9 +7,14 @@ once. Settlement (``invoices.services``) and the month-to-date estimate
 (``invoices.selectors``) both call it, so a Pending estimate and the bill
 later settled from the same data are the same numbers.
 
-Funds are not applied here (they live in ``payments``); the returned lines
-are in the order funds are applied: catalog order, then region code, with
-adjustment lines last (oldest original period first).
+The returned lines are in the order funds are applied: catalog order, then
+region code, with adjustment lines last (oldest original period first).
+``funds_allocate`` is the rule that applies funds to them; the ledger that
+holds the funds lives in ``payments``.
+
+``settlement_decision`` says what settling a period for one account means
+given its unbilled usage and its bills; settlement, the ``settle`` command
+and the estimate all follow it.
 """
 from __future__ import annotations
 
@@ -18,8 +23,18 @@ from collections import defaultdict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from decimal import Decimal
+from typing import NamedTuple
 
-from aurora_billing.money import FREE_GB_PER_EMAIL, ZERO, round_money
+from aurora_billing.money import (
+    FREE_GB_PER_EMAIL,
+    MONEY_DIGITS,
+    MONEY_PLACES,
+    QUANTITY_DIGITS,
+    QUANTITY_PLACES,
+    ZERO,
+    ZERO_MONEY,
+    round_money,
+)
 from aurora_billing.periods import Period
 from usage.models import CATALOG_ORDER, EMAIL_RESULTS
 
@@ -54,8 +69,7 @@ class PackState:
         return (self.valid_until, self.valid_from, self.reference)
 
 
-@dataclass(frozen=True)
-class LineKey:
+class LineKey(NamedTuple):
     period: Period  # original period of the usage
     service: str
     region: str
@@ -89,6 +103,10 @@ class Calculation:
 
 PriceFn = Callable[[str, str, Period], Decimal | None]
 
+# Largest values the bill line columns hold (Decimal(14, 2), Decimal(20, 6)).
+MAX_AMOUNT = Decimal(10) ** (MONEY_DIGITS - MONEY_PLACES) - Decimal("0.01")
+MAX_QUANTITY = Decimal(10) ** (QUANTITY_DIGITS - QUANTITY_PLACES) - Decimal("0.000001")
+
 
 def _whole(value: Decimal) -> int:
     return int(value)
@@ -119,10 +137,13 @@ def lines_compute(
     emails_by_day: dict[tuple[str, dt.date], int] = defaultdict(int)  # (region, day) → emails
     emails_in: dict[tuple[Period, str], Decimal] = defaultdict(lambda: ZERO)  # (period, region)
 
+    periods: dict[tuple[int, int], Period] = {}
     for row in usage:
         if row.quantity <= 0:
             continue
-        row_period = Period.of_day(row.day)
+        row_period = periods.get((row.day.year, row.day.month))
+        if row_period is None:
+            row_period = periods[(row.day.year, row.day.month)] = Period.of_day(row.day)
         if row_period > period:
             raise ValueError(f"usage of {row.day} is after period {period}")
         key = LineKey(row_period, row.service, row.region)
@@ -141,7 +162,7 @@ def lines_compute(
     deducted: dict[LineKey, Decimal] = defaultdict(lambda: ZERO)
     deductions: dict[LineKey, list[tuple[int, dt.date, int]]] = defaultdict(list)
     for (region, day), emails in sorted(emails_by_day.items(), key=lambda kv: (kv[0][1], kv[0][0])):
-        key = LineKey(Period.of_day(day), "email", region)
+        key = LineKey(periods[(day.year, day.month)], "email", region)
         need = emails
         for pack in packs_by_region.get(region, ()):
             if need == 0:
@@ -179,6 +200,11 @@ def lines_compute(
         usage_quantity = quantities[key]
         deducted_quantity = deducted[key]
         billable = usage_quantity - deducted_quantity
+        amount = round_money(billable * unit_price)
+        if usage_quantity > MAX_QUANTITY or amount > MAX_AMOUNT:
+            errors.append(f"{key.service} in region {key.region}: usage {usage_quantity} at {unit_price} "
+                          f"exceeds what a bill line holds")
+            continue
         lines.append(
             LineDraft(
                 service=key.service,
@@ -189,10 +215,69 @@ def lines_compute(
                 billable_quantity=billable,
                 unit_price=unit_price,
                 currency=currency,
-                amount=round_money(billable * unit_price),
+                amount=amount,
                 results=results.get(key),
                 deductions=deductions.get(key, []),
                 position=len(lines),
             )
         )
     return Calculation(lines=lines, errors=errors)
+
+
+def funds_allocate(*, amounts: list[Decimal], available: Decimal) -> list[Decimal]:
+    """Funds applied to each line (billing-rules §5): in the given order
+    (the order of ``lines_compute``), each line takes min(amount, funds left)."""
+    left = max(available, ZERO_MONEY)
+    applied = []
+    for amount in amounts:
+        take = min(amount, left)
+        applied.append(take)
+        left -= take
+    return applied
+
+
+@dataclass(frozen=True)
+class Decision:
+    """What settling a period means for one account.
+
+    ``action``: ``settle`` (create the bill), ``already`` (the period has a
+    bill), ``empty`` (nothing to bill on it: no bill is created), or
+    ``blocked`` (an earlier period with usage has no bill; ``reason`` says
+    which)."""
+
+    action: str
+    period: Period
+    reason: str = ""
+
+
+def settlement_decision(*, period: Period, usage_periods: set[Period], billed: set[str]) -> Decision:
+    """Settling ``period`` for an account whose unbilled usage up to the
+    period's end lies in ``usage_periods`` and whose bills are ``billed``:
+
+    - a period with a bill is already settled (settled bills never change);
+    - an earlier period with usage and no bill is settled first (oldest first);
+    - a period with its own unbilled usage gets a bill, which also carries the
+      late usage of earlier, billed periods as adjustment lines;
+    - a period with only late usage of earlier periods gets a bill of
+      adjustment lines only if it is after every billed period (it is the
+      next settlement); otherwise nothing is billed on it;
+    - a period without usage gets no bill.
+    """
+    if str(period) in billed:
+        return Decision("already", period)
+    unsettled = sorted(p for p in usage_periods if p < period and str(p) not in billed)
+    if unsettled:
+        return Decision("blocked", period, f"settle {unsettled[0]} first (it has usage and no bill)")
+    if period in usage_periods:
+        return Decision("settle", period)
+    if usage_periods and all(Period.parse(b) < period for b in billed):
+        return Decision("settle", period)
+    return Decision("empty", period)
+
+
+def catch_up_period(*, latest: Period, usage_periods: set[Period], billed: set[str]) -> Period:
+    """The period settlement without an explicit period acts on: the oldest
+    period with usage and no bill, else ``latest`` (the latest period whose
+    bill time has passed, which takes any late usage)."""
+    unsettled = sorted(p for p in usage_periods if p <= latest and str(p) not in billed)
+    return unsettled[0] if unsettled else latest

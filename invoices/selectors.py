@@ -1,10 +1,16 @@
-"""Reads for settlement and the month-to-date estimate."""
+"""Reads for settlement and the month-to-date estimate.
+
+Each reader takes a batch of account ids (settlement reads a batch of
+accounts with one query per table); the single-account forms used by the
+console are thin wrappers.
+"""
 from __future__ import annotations
 
 import bisect
 import copy
 import datetime as dt
 from collections import defaultdict
+from collections.abc import Iterable
 from decimal import Decimal
 
 from django.db.models import F, Sum
@@ -15,32 +21,65 @@ from aurora_billing.money import ZERO
 from aurora_billing.periods import Period
 from usage.models import DailyUsage, EmailPack, Price
 
-from .calculation import Calculation, PackState, PriceFn, UsageRow, lines_compute
+from .calculation import (
+    Calculation,
+    PackState,
+    PriceFn,
+    UsageRow,
+    catch_up_period,
+    lines_compute,
+    settlement_decision,
+)
 from .models import Bill, BillLine
+
+PriorDataFlow = dict[tuple[Period, str], tuple[Decimal, Decimal, Decimal]]
+
+
+def latest_due_period(now: dt.datetime) -> Period:
+    """The most recent period whose bill time has passed at ``now``."""
+    candidate = Period.current(now).previous()
+    return candidate if candidate.is_billable(now) else candidate.previous()
+
+
+def usage_unbilled_by_account(*, account_ids: Iterable[int], before: dt.date,
+                              for_update: bool = False) -> dict[int, list[UsageRow]]:
+    """Daily usage on days before ``before`` not yet covered by a bill, per
+    account, in day order. ``for_update`` locks the rows (settlement marks
+    exactly what it read as billed)."""
+    qs = DailyUsage.objects.filter(account_id__in=list(account_ids), day__lt=before,
+                                   quantity__gt=F("billed_quantity"))
+    if for_update:
+        qs = qs.select_for_update()
+    out: dict[int, list[UsageRow]] = defaultdict(list)
+    for pk, account_id, service, region, result, day, quantity, billed in qs.order_by(
+        "account_id", "day", "id"
+    ).values_list("id", "account_id", "service_id", "region_id", "result", "day", "quantity", "billed_quantity"):
+        out[account_id].append(UsageRow(id=pk, service=service, region=region, result=result, day=day,
+                                        quantity=quantity - billed, row_quantity=quantity))
+    return out
 
 
 def usage_unbilled(*, account: Account, before: dt.date, for_update: bool = False) -> list[UsageRow]:
     """Daily usage of ``account`` on days before ``before`` not yet covered by a bill."""
-    qs = DailyUsage.objects.filter(account=account, day__lt=before, quantity__gt=F("billed_quantity"))
-    if for_update:
-        qs = qs.select_for_update()
-    return [
-        UsageRow(id=r.id, service=r.service_id, region=r.region_id, result=r.result, day=r.day,
-                 quantity=r.quantity - r.billed_quantity, row_quantity=r.quantity)
-        for r in qs.order_by("day", "id")
-    ]
+    return usage_unbilled_by_account(account_ids=[account.pk], before=before, for_update=for_update)[account.pk]
+
+
+def packs_state_by_account(*, account_ids: Iterable[int]) -> dict[int, list[PackState]]:
+    """Email packs with what each still holds (its quantity less its deductions), per account."""
+    packs = (EmailPack.objects.filter(account_id__in=list(account_ids))
+             .annotate(used=Coalesce(Sum("deductions__quantity"), 0))
+             .values_list("id", "account_id", "reference", "region_id", "valid_from", "valid_until",
+                          "quantity", "used"))
+    out: dict[int, list[PackState]] = defaultdict(list)
+    for pk, account_id, reference, region, valid_from, valid_until, quantity, used in packs:
+        out[account_id].append(PackState(id=pk, reference=reference, region=region, valid_from=valid_from,
+                                         valid_until=valid_until, remaining=quantity - used))
+    return out
 
 
 def packs_state(*, account: Account) -> list[PackState]:
     """The account's email packs with what each still holds."""
-    packs = EmailPack.objects.filter(account=account).annotate(
-        used=Coalesce(Sum("deductions__quantity"), 0)
-    )
-    return [
-        PackState(id=p.id, reference=p.reference, region=p.region_id, valid_from=p.valid_from,
-                  valid_until=p.valid_until, remaining=p.quantity - p.used)
-        for p in packs
-    ]
+    return packs_state_by_account(account_ids=[account.pk])[account.pk]
 
 
 def price_lookup(*, currency: str) -> PriceFn:
@@ -66,51 +105,70 @@ def price_lookup(*, currency: str) -> PriceFn:
     return price_for
 
 
-def prior_data_flow(*, account: Account, periods: set[Period]) -> dict[tuple[Period, str], tuple]:
-    """For billed periods: (traffic, emails, free GB deducted) their lines covered, per region."""
-    if not periods:
+def prior_data_flow_by_account(*, periods: dict[int, set[Period]]) -> dict[int, PriorDataFlow]:
+    """For billed periods (``periods[account id]``): (traffic, emails, free GB
+    deducted) that their lines, regular and adjustment, covered per region."""
+    wanted = {account_id: {str(p) for p in ps} for account_id, ps in periods.items() if ps}
+    out: dict[int, dict[tuple[Period, str], list[Decimal]]] = defaultdict(
+        lambda: defaultdict(lambda: [ZERO, ZERO, ZERO]))
+    if not wanted:
         return {}
-    names = {str(p) for p in periods}
-    out: dict[tuple[Period, str], list[Decimal]] = defaultdict(lambda: [ZERO, ZERO, ZERO])
-    lines = BillLine.objects.filter(bill__account=account, service_id__in=["email", "data_flow"]).values_list(
-        "bill__period", "adjustment_for", "service_id", "region_id", "usage_quantity", "deducted_quantity"
-    )
-    for bill_period, adjustment_for, service, region, quantity, deducted in lines:
+    lines = BillLine.objects.filter(bill__account_id__in=list(wanted), service_id__in=["email", "data_flow"])
+    for account_id, bill_period, adjustment_for, service, region, quantity, deducted in lines.values_list(
+        "bill__account_id", "bill__period", "adjustment_for", "service_id", "region_id", "usage_quantity",
+        "deducted_quantity",
+    ):
         original = adjustment_for or bill_period
-        if original not in names:
+        if original not in wanted[account_id]:
             continue
-        acc = out[(Period.parse(original), region)]
+        acc = out[account_id][(Period.parse(original), region)]
         if service == "data_flow":
             acc[0] += quantity
             acc[2] += deducted
         else:
             acc[1] += quantity
-    return {k: tuple(v) for k, v in out.items()}
+    return {account_id: {k: tuple(v) for k, v in per.items()} for account_id, per in out.items()}
+
+
+def prior_data_flow(*, account: Account, periods: set[Period]) -> PriorDataFlow:
+    """For billed periods: (traffic, emails, free GB deducted) their lines covered, per region."""
+    return prior_data_flow_by_account(periods={account.pk: periods}).get(account.pk, {})
+
+
+def billed_periods_by_account(*, account_ids: Iterable[int]) -> dict[int, set[str]]:
+    out: dict[int, set[str]] = defaultdict(set)
+    for account_id, period in Bill.objects.filter(account_id__in=list(account_ids)).values_list(
+        "account_id", "period"
+    ):
+        out[account_id].add(period)
+    return out
 
 
 def billed_periods(*, account: Account) -> set[str]:
-    return set(Bill.objects.filter(account=account).values_list("period", flat=True))
+    return billed_periods_by_account(account_ids=[account.pk])[account.pk]
 
 
 def billing_estimate(*, account: Account, period: Period) -> Calculation:
-    """Dry run of settlement for a period that has no bill yet (the
-    Pending, month-to-date view). Earlier periods that are not settled yet
-    are simulated first, in order, so packs are drawn down as settlement
-    will draw them. Nothing is written."""
+    """Dry run of settlement for a period that has no bill yet (the Pending,
+    month-to-date view): the lines its bill would have if the data stayed as
+    it is. Earlier periods that would be settled first (they have usage and
+    no bill) are simulated first, in order, so packs are drawn down as
+    settlement will draw them. Nothing is written."""
     rows = usage_unbilled(account=account, before=period.end_day)
     billed = billed_periods(account=account)
     packs = copy.deepcopy(packs_state(account=account))
     price_for = price_lookup(currency=account.currency)
-    unsettled = sorted({Period.of_day(r.day) for r in rows} - {Period.parse(p) for p in billed} - {period})
-    sequence = [p for p in unsettled if p < period] + [period]
-    late_periods = {Period.of_day(r.day) for r in rows if str(Period.of_day(r.day)) in billed}
-    prior = prior_data_flow(account=account, periods=late_periods)
-    result = Calculation(lines=[], errors=[])
-    for i, settling in enumerate(sequence):
-        if i == 0:
-            chunk = [r for r in rows if r.day < settling.end_day]
-        else:
-            chunk = [r for r in rows if settling.contains(r.day)]
+    late = {Period.of_day(r.day) for r in rows if str(Period.of_day(r.day)) in billed}
+    prior = prior_data_flow(account=account, periods=late)
+    while True:
+        usage_periods = {Period.of_day(r.day) for r in rows}
+        settling = catch_up_period(latest=period, usage_periods=usage_periods, billed=billed)
+        decision = settlement_decision(period=settling, usage_periods={p for p in usage_periods if p <= settling},
+                                       billed=billed)
+        chunk = [r for r in rows if r.day < settling.end_day] if decision.action == "settle" else []
         result = lines_compute(period=settling, usage=chunk, packs=packs, price_for=price_for,
-                               currency=account.currency, prior_data_flow=prior if i == 0 else None)
-    return result
+                               currency=account.currency, prior_data_flow=prior)
+        if settling == period:
+            return result
+        rows = [r for r in rows if r.day >= settling.end_day]
+        billed = billed | {str(settling)}

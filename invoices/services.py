@@ -1,84 +1,192 @@
-"""Writes for bills: creating a period's bill from unbilled usage.
+"""Writes for bills: turning unbilled usage into bills, a batch of accounts at a time.
 
-``bill_create`` must run inside a transaction that holds the account's row
-lock (``aurora_billing.settlement.bill_settle`` takes it); the unique
-constraint on (account, period) is the last guard against a second bill.
+Settlement of a batch is two steps inside one transaction that holds the
+row locks of the batch's accounts (``aurora_billing.settlement`` takes them
+and applies the funds between the two steps):
+
+1. ``bills_prepare`` reads the batch's unbilled usage (locking the rows),
+   bills, packs, prices and billing information with one query each, decides
+   per account what to settle (``settlement_decision``) and computes the
+   lines (``lines_compute``). Nothing is written.
+2. ``bills_write`` writes the bills, their lines (with the funds applied),
+   the pack deductions, and marks the usage rows read as billed, with a few
+   bulk statements for the whole batch.
+
+The unique constraint on (account, period) is the last guard against a
+second bill.
 """
 from __future__ import annotations
 
 import datetime as dt
+from dataclasses import dataclass, field
+from decimal import Decimal
 
-from django.db import transaction
+from django.db import connection, transaction
+from django.db.models import F
 
 from accounts.models import Account, BillingInfo
 from aurora_billing.periods import Period
 from usage.models import DailyUsage
 
-from .calculation import lines_compute
+from .calculation import Calculation, catch_up_period, lines_compute, settlement_decision
 from .models import Bill, BillLine, LineStatus, PackDeduction
-from .selectors import billed_periods, packs_state, price_lookup, prior_data_flow, usage_unbilled
+from .selectors import (
+    billed_periods_by_account,
+    latest_due_period,
+    packs_state_by_account,
+    price_lookup,
+    prior_data_flow_by_account,
+    usage_unbilled_by_account,
+)
+
+# Usage row ids per UPDATE statement (SQLite allows 32,766 parameters).
+_UPDATE_CHUNK = 5000
 
 
 class SettlementError(Exception):
     """The account cannot be settled for the period; nothing was written."""
 
 
-def bill_create(*, account: Account, period: Period, now: dt.datetime) -> Bill:
-    """Create the bill of ``period`` for ``account`` from its unbilled usage:
-    the period's own usage on regular lines, late usage of earlier settled
-    periods on adjustment lines. Pack deductions are recorded and the usage
-    rows are marked billed. Lines start unpaid (funds are applied by the
-    caller). Raises SettlementError and writes nothing if a price is missing
-    or an earlier period with usage is not settled yet."""
-    if not transaction.get_connection().in_atomic_block:
-        raise RuntimeError("bill_create must run inside a transaction")
-    rows = usage_unbilled(account=account, before=period.end_day, for_update=True)
-    billed = billed_periods(account=account)
-    if str(period) in billed:
-        raise SettlementError(f"{account.code} {period} is already settled")
-    unsettled = sorted({Period.of_day(r.day) for r in rows if str(Period.of_day(r.day)) not in billed}
-                       - {period})
-    if unsettled:
-        raise SettlementError(
-            f"{account.code}: settle {unsettled[0]} first (it has usage and no bill)"
-        )
-    late = {Period.of_day(r.day) for r in rows} - {period}
-    calc = lines_compute(
-        period=period,
-        usage=rows,
-        packs=packs_state(account=account),
-        price_for=price_lookup(currency=account.currency),
-        currency=account.currency,
-        prior_data_flow=prior_data_flow(account=account, periods=late),
-    )
-    if calc.errors:
-        raise SettlementError(f"{account.code} {period}: " + "; ".join(calc.errors))
+@dataclass
+class BillDraft:
+    """A bill computed and not written yet: its lines, and the usage rows
+    (ids) it covers, which are marked billed when it is written."""
 
-    info = BillingInfo.objects.filter(account=account).first()
-    bill = Bill.objects.create(
-        account=account, period=str(period), currency=account.currency, settled_at=now,
-        total_amount=calc.total, billing_info_snapshot=info.snapshot() if info else {},
-    )
-    lines = BillLine.objects.bulk_create([
-        BillLine(
-            bill=bill, service_id=d.service, region_id=d.region, adjustment_for=d.adjustment_for,
-            position=d.position, usage_quantity=d.usage_quantity, deducted_quantity=d.deducted_quantity,
-            billable_quantity=d.billable_quantity, unit_price=d.unit_price, currency=d.currency,
-            amount=d.amount, paid=0, balance=d.amount,
-            status=LineStatus.OVERDRAWN if d.amount > 0 else LineStatus.PAID,
-            **(d.results or {}),
-        )
-        for d in calc.lines
+    account: Account
+    period: Period
+    calculation: Calculation
+    usage_ids: list[int]
+
+
+@dataclass
+class SettlementPlan:
+    drafts: list[BillDraft] = field(default_factory=list)
+    already: list[tuple[Account, Period]] = field(default_factory=list)
+    empty: list[tuple[Account, Period]] = field(default_factory=list)
+    errors: list[tuple[Account, Period, str]] = field(default_factory=list)
+    # accounts with unbilled usage after the drafted period (catch-up continues with them)
+    more: list[int] = field(default_factory=list)
+
+
+def bills_prepare(*, accounts: list[Account], now: dt.datetime, period: Period | None = None) -> SettlementPlan:
+    """Decide and compute the bills of ``accounts``: for ``period``, or (no
+    period) for each account's oldest due period (catch-up; see
+    ``catch_up_period``). Must run inside the transaction holding the
+    accounts' row locks; reads only."""
+    if not transaction.get_connection().in_atomic_block:
+        raise RuntimeError("bills_prepare must run inside a transaction")
+    limit = period or latest_due_period(now)
+    ids = [a.pk for a in accounts]
+    usage = usage_unbilled_by_account(account_ids=ids, before=limit.end_day, for_update=True)
+    billed = billed_periods_by_account(account_ids=ids)
+    plan = SettlementPlan()
+    targets: list[tuple[Account, Period, list]] = []
+    for account in accounts:
+        rows = usage.get(account.pk, [])
+        periods = {Period.of_day(r.day) for r in rows}
+        target = period or catch_up_period(latest=limit, usage_periods=periods, billed=billed[account.pk])
+        decision = settlement_decision(period=target, usage_periods={p for p in periods if p <= target},
+                                       billed=billed[account.pk])
+        if decision.action == "already":
+            plan.already.append((account, target))
+        elif decision.action == "empty":
+            plan.empty.append((account, target))
+        elif decision.action == "blocked":
+            plan.errors.append((account, target, decision.reason))
+        else:
+            covered = [r for r in rows if r.day < target.end_day]
+            targets.append((account, target, covered))
+            if len(covered) < len(rows):
+                plan.more.append(account.pk)
+    if not targets:
+        return plan
+
+    target_ids = [a.pk for a, _, _ in targets]
+    packs = packs_state_by_account(account_ids=target_ids)
+    late = {a.pk: {Period.of_day(r.day) for r in rows} & {Period.parse(p) for p in billed[a.pk]}
+            for a, _, rows in targets}
+    prior = prior_data_flow_by_account(periods=late)
+    prices = {}
+    for account, target, rows in targets:
+        if account.currency not in prices:
+            prices[account.currency] = price_lookup(currency=account.currency)
+        calc = lines_compute(period=target, usage=rows, packs=packs.get(account.pk, []),
+                             price_for=prices[account.currency], currency=account.currency,
+                             prior_data_flow=prior.get(account.pk))
+        if calc.errors:
+            plan.errors.append((account, target, "; ".join(calc.errors)))
+        else:
+            plan.drafts.append(BillDraft(account=account, period=target, calculation=calc,
+                                         usage_ids=[r.id for r in rows]))
+    return plan
+
+
+def bills_write(*, drafts: list[BillDraft], funds_applied: list[list[Decimal]],
+                now: dt.datetime) -> list[tuple[Bill, list[BillLine]]]:
+    """Write the drafted bills. ``funds_applied[i][j]`` is what funds pay of
+    line j of draft i (``calculation.funds_allocate``): the line starts with
+    that ``paid``. Records the pack deductions and marks the usage rows read
+    as billed. Runs in the transaction of ``bills_prepare``."""
+    if not transaction.get_connection().in_atomic_block:
+        raise RuntimeError("bills_write must run inside a transaction")
+    if not drafts:
+        return []
+    infos = {info.account_id: info.snapshot()
+             for info in BillingInfo.objects.filter(account_id__in=[d.account.pk for d in drafts])}
+    bills = Bill.objects.bulk_create([
+        Bill(account=d.account, period=str(d.period), currency=d.account.currency, settled_at=now,
+             total_amount=d.calculation.total, funds_applied=sum(paid, Decimal("0.00")),
+             billing_info_snapshot=infos.get(d.account.pk, {}))
+        for d, paid in zip(drafts, funds_applied, strict=True)
     ])
-    if any(line.pk is None for line in lines):  # backends without RETURNING
-        lines = list(bill.lines.order_by("position"))
-    PackDeduction.objects.bulk_create([
-        PackDeduction(pack_id=pack_id, line=line, day=day, quantity=quantity)
-        for line, draft in zip(lines, calc.lines, strict=True)
-        for pack_id, day, quantity in draft.deductions
-    ])
-    # Mark exactly what was read as billed; an import that adds to a row
-    # afterwards leaves the difference unbilled (late usage).
-    marked = [DailyUsage(id=r.id, billed_quantity=r.row_quantity) for r in rows]
-    DailyUsage.objects.bulk_update(marked, ["billed_quantity"], batch_size=1000)
-    return bill
+    if any(b.pk is None for b in bills):  # a backend without RETURNING
+        by_key = {(b.account_id, b.period): b for b in
+                  Bill.objects.filter(account_id__in=[d.account.pk for d in drafts], settled_at=now)}
+        bills = [by_key[(b.account_id, b.period)] for b in bills]
+
+    pending: list[BillLine] = []
+    for bill, draft, paid in zip(bills, drafts, funds_applied, strict=True):
+        for line, line_paid in zip(draft.calculation.lines, paid, strict=True):
+            balance = line.amount - line_paid
+            pending.append(BillLine(
+                bill=bill, service_id=line.service, region_id=line.region, adjustment_for=line.adjustment_for,
+                position=line.position, usage_quantity=line.usage_quantity,
+                deducted_quantity=line.deducted_quantity, billable_quantity=line.billable_quantity,
+                unit_price=line.unit_price, currency=line.currency, amount=line.amount, paid=line_paid,
+                balance=balance, status=LineStatus.OVERDRAWN if balance > 0 else LineStatus.PAID,
+                **(line.results or {}),
+            ))
+    lines = BillLine.objects.bulk_create(pending, batch_size=2000)
+    if any(line.pk is None for line in lines):
+        lines = list(BillLine.objects.filter(bill__in=bills).order_by("bill_id", "position"))
+    out: list[tuple[Bill, list[BillLine]]] = []
+    deductions: list[PackDeduction] = []
+    i = 0
+    for bill, draft in zip(bills, drafts, strict=True):
+        bill_lines = lines[i:i + len(draft.calculation.lines)]
+        i += len(draft.calculation.lines)
+        out.append((bill, bill_lines))
+        for line, line_draft in zip(bill_lines, draft.calculation.lines, strict=True):
+            deductions += [PackDeduction(pack_id=pack_id, line=line, day=day, quantity=quantity)
+                           for pack_id, day, quantity in line_draft.deductions]
+    PackDeduction.objects.bulk_create(deductions, batch_size=5000)
+    usage_billed_mark(usage_ids=[pk for d in drafts for pk in d.usage_ids])
+    return out
+
+
+def usage_billed_mark(*, usage_ids: list[int]) -> None:
+    """Mark usage rows as billed up to their quantity. The rows were read
+    with ``select_for_update`` in this transaction, so ``quantity`` is still
+    what was read and billed; quantity added by a later import stays
+    unbilled (late usage)."""
+    if not connection.in_atomic_block:
+        raise RuntimeError("usage_billed_mark must run in the transaction that read the rows")
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            # one array parameter instead of thousands of IN parameters
+            cursor.execute("UPDATE usage_dailyusage SET billed_quantity = quantity WHERE id = ANY(%s)",
+                           [usage_ids])
+        return
+    for start in range(0, len(usage_ids), _UPDATE_CHUNK):
+        DailyUsage.objects.filter(id__in=usage_ids[start:start + _UPDATE_CHUNK]).update(
+            billed_quantity=F("quantity"))

@@ -1,0 +1,86 @@
+"""The one rounding function and the decimal parsing rules (billing-rules §5)."""
+from decimal import Decimal
+
+import pytest
+
+from aurora_billing.money import format_money, format_quantity, parse_decimal, round_money
+
+# value → rounded half up to cents
+ROUNDING = [
+    ("5.40", "5.40"),
+    ("0.005", "0.01"),  # half up, not half even
+    ("0.015", "0.02"),
+    ("0.025", "0.03"),
+    ("2.675", "2.68"),  # binary floating point would give 2.67
+    ("0.0049999", "0.00"),
+    ("1.3200000", "1.32"),
+    ("4.4", "4.40"),
+    ("0", "0.00"),
+    ("999999999999.994", "999999999999.99"),
+    ("-0.005", "-0.01"),  # half away from zero
+]
+
+
+@pytest.mark.parametrize(("value", "rounded"), ROUNDING)
+def test_round_money(value, rounded):
+    result = round_money(Decimal(value))
+    assert result == Decimal(rounded)
+    assert str(result) == rounded  # exactly two places
+
+
+# billable quantity × unit price → line amount
+AMOUNTS = [
+    ("18000", "0.000300", "5.40"),  # worked example, email
+    ("4.4", "0.30", "1.32"),  # worked example, data flow
+    ("1", "0.000300", "0.00"),
+    ("16667", "0.000300", "5.00"),  # 5.0001
+    ("50", "0.000300", "0.02"),  # 0.015 → 0.02
+    ("1.234567", "0.123456", "0.15"),
+    ("100000000", "0.000001", "100.00"),
+]
+
+
+@pytest.mark.parametrize(("quantity", "price", "amount"), AMOUNTS)
+def test_line_amounts(quantity, price, amount):
+    assert round_money(Decimal(quantity) * Decimal(price)) == Decimal(amount)
+
+
+@pytest.mark.parametrize(("text", "places", "value"), [
+    ("20.5", 6, Decimal("20.5")),
+    ("0.000300", 6, Decimal("0.0003")),
+    (" 8000 ", 0, Decimal("8000")),
+    (8000, 0, Decimal("8000")),
+    ("1e3", 0, Decimal("1000")),
+])
+def test_parse_decimal(text, places, value):
+    assert parse_decimal(text, places=places) == value
+
+
+@pytest.mark.parametrize(("text", "places", "reason"), [
+    (0.1, 6, "not a float"),
+    (True, 0, "not a float"),
+    ("abc", 6, "is not a number"),
+    ("NaN", 6, "not a finite number"),
+    ("Infinity", 6, "not a finite number"),
+    ("-1", 6, "must be ≥ 0"),
+    ("1.0000001", 6, "more than 6 decimal places"),
+    ("1.5", 0, "more than 0 decimal places"),
+])
+def test_parse_decimal_refuses(text, places, reason):
+    with pytest.raises(ValueError, match=reason):
+        parse_decimal(text, places=places, what="quantity")
+
+
+@pytest.mark.parametrize(("value", "text"), [
+    (Decimal("5"), "5.00"), (Decimal("1.325"), "1.33"), (Decimal("1234567.8"), "1234567.80"),
+])
+def test_format_money(value, text):
+    assert format_money(value) == text
+
+
+@pytest.mark.parametrize(("value", "text"), [
+    (Decimal("8000.000000"), "8000"), (Decimal("20.500000"), "20.5"), (Decimal("1E+3"), "1000"),
+    (Decimal("0.000001"), "0.000001"), (Decimal("0"), "0"),
+])
+def test_format_quantity(value, text):
+    assert format_quantity(value) == text
