@@ -36,6 +36,7 @@ from .services import (
     CallbackRefused,
     DueChanged,
     PaymentError,
+    funds_balance,
     payment_cancel,
     payment_notification_handle,
     payment_start,
@@ -141,8 +142,8 @@ def topup(request):
         status = 200
     else:
         return HttpResponse(status=405, headers={"Allow": "GET, HEAD, POST"})
-    return render(request, "payments/topup.html", {"account": account, "form": form, "providers": providers},
-                  status=status)
+    return render(request, "payments/topup.html", {"account": account, "form": form, "providers": providers,
+                                                   "funds": funds_balance(account=account)}, status=status)
 
 
 @require_safe

@@ -324,3 +324,13 @@ def test_sandbox_is_off_unless_enabled(owner, settings):
     assert 'value="sandbox"' not in html and 'value="wire"' in html
     assert Client().post("/payments/callback/sandbox/", {"payment": "x"}).status_code == 404
     assert Client().post("/payments/callback/nope/", {}).status_code == 404
+
+
+def test_payment_history_lists_the_accounts_payments(owner, acme):
+    checkout(owner, submit(owner, open_repay(owner)), "decline")
+    checkout(owner, submit(owner, open_repay(owner)), "approve")
+    html = owner.get("/billing/payments/").content.decode()
+    references = list(Payment.objects.order_by("-created_at", "-id").values_list("reference", flat=True))
+    assert html.index(references[0]) < html.index(references[1])
+    assert html.count('<span class="pay-state pay-state-succeeded">Paid</span>') == 1
+    assert html.count('<span class="pay-state pay-state-declined">Declined</span>') == 1

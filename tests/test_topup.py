@@ -48,6 +48,7 @@ def test_topup_is_booked_once_and_applied_at_the_next_settlement(owner, acme):
     assert (payment.purpose, payment.status, payment.amount) == ("topup", "succeeded", D("10.00"))
     assert LedgerEntry.objects.filter(kind="topup", reference=f"payment:{payment.public_id}").count() == 1
     assert funds_balance(account=acme) == D("10.00")
+    assert '<strong id="funds-balance">10.00 USD</strong>' in owner.get("/billing/topup/").content.decode()
     # Top-ups do not repay what is already overdrawn…
     assert [s[-1] for s in line_states(acme)] == ["Overdrawn", "Overdrawn"]
     # …they are applied at the next settlement: 2026-11's 3.00 line is paid from funds.
