@@ -29,11 +29,12 @@ from collections.abc import Iterable, Iterator, Sequence
 from decimal import Decimal
 
 from django.db import connection
+from django.db.models import F, Min
 
 from accounts.models import Account
 from aurora_billing.money import QUANTUM, format_money, format_quantity
 from aurora_billing.periods import Period, PeriodError, periods_between
-from usage.models import EMAIL_RESULTS
+from usage.models import EMAIL_RESULTS, DailyUsage
 
 from .models import Bill, BillLine
 from .selectors import billing_estimate
@@ -148,13 +149,19 @@ def _pending_rows(*, account: Account, period: Period) -> Iterator[list[str]]:
 
 def account_export_rows(*, account: Account, periods: Sequence[Period]) -> Iterator[list[str]]:
     """Rows of ``account`` for ``periods`` (oldest first): settled lines, or
-    the Pending estimate of a period that has no bill yet."""
-    settled = set(Bill.objects.filter(account=account, period__in=[str(p) for p in periods])
-                  .values_list("period", flat=True))
+    the Pending estimate of a period without a bill (``billing_estimate``
+    decides what its settlement would bill; late usage of a settled period
+    shows once, on the adjustment lines of the settlement that will bill it)."""
+    billed = set(Bill.objects.filter(account=account, period__in=[str(p) for p in periods])
+                 .values_list("period", flat=True))
+    # A period that ends before the first unbilled usage has nothing to
+    # estimate: skipping it keeps a long range to a few queries.
+    first_unbilled = (DailyUsage.objects.filter(account=account, quantity__gt=F("billed_quantity"))
+                      .aggregate(day=Min("day"))["day"])
     for period in periods:
-        if str(period) in settled:
+        if str(period) in billed:
             yield from _settled_rows(account=account, period=period)
-        else:
+        elif first_unbilled is not None and first_unbilled < period.end_day:
             yield from _pending_rows(account=account, period=period)
 
 

@@ -96,6 +96,24 @@ def test_range_settled_then_pending_and_default_is_current_period(owner_client, 
     assert default.decode() == HEADER + november
 
 
+def test_late_usage_shows_once_as_an_adjustment_of_the_next_settlement(client, make_account):
+    add_price("email", "sg", "0.000300")
+    globex = make_account(code="globex", name="Globex", users=(("cfo@globex.example", "accountant"),))
+    add_usage(globex, "sg", "email", "2026-08-10", 100)
+    bill_settle(account=globex, period=Period(2026, 8), now=utc(2026, 9, 1, 7))
+    add_usage(globex, "sg", "email", "2026-10-05", 200)  # September had no usage: no bill
+    bill_settle(account=globex, period=Period(2026, 10), now=SETTLED_AT)
+    add_usage(globex, "sg", "email", "2026-08-20", 7)  # late usage of August
+    client.force_login(User.objects.get(email="cfo@globex.example"))
+    with time_machine.travel(IN_NOVEMBER, tick=False):
+        text = body(client.get(reverse("billing:export_csv"), {"from": "2026-08", "to": "2026-11"})).decode()
+    assert text == HEADER + (
+        "2026-08,email,sg,100,0,100,0.000300,USD,0.03,0.00,0.03,Overdrawn,100,0,0,0,0,0,\n"
+        "2026-10,email,sg,200,0,200,0.000300,USD,0.06,0.00,0.06,Overdrawn,200,0,0,0,0,0,\n"
+        "2026-11,email,sg,7,0,7,0.000300,USD,0.00,0.00,0.00,Pending,7,0,0,0,0,0,2026-08\n"
+    )
+
+
 def test_repayment_changes_paid_balance_and_status(owner_client, worked_example):
     from invoices.models import BillLine
 
