@@ -25,6 +25,22 @@ def missing_service(reason: str) -> None:
 
 
 @pytest.fixture(autouse=True)
+def _catalog(request):
+    """The five service items are seeded by a data migration; a transactional
+    test's flush deletes them, so every database test makes sure they exist."""
+    marker = request.node.get_closest_marker("django_db")
+    wants_db = marker is not None or {"db", "transactional_db", "live_server"} & set(request.fixturenames)
+    if not wants_db:
+        return
+    transactional = "transactional_db" in request.fixturenames or "live_server" in request.fixturenames or (
+        marker is not None and marker.kwargs.get("transaction", False))
+    request.getfixturevalue("transactional_db" if transactional else "db")
+    from usage.catalog import catalog_ensure
+
+    catalog_ensure()
+
+
+@pytest.fixture(autouse=True)
 def _clear_cache():
     """Each test starts with an empty cache (throttling counters, locks)."""
     from django.core.cache import cache
