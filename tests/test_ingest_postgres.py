@@ -1,0 +1,221 @@
+"""Usage import on PostgreSQL: the COPY path against the simple path on the
+same input, and concurrent imports (and settlement) that lose no update."""
+from __future__ import annotations
+
+import datetime as dt
+import random
+import threading
+import traceback
+from collections import defaultdict
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+from django.db import connection, transaction
+
+from accounts.models import Account
+from aurora_billing.periods import Period, parse_occurred_at
+from tests.conftest import add_price, add_usage, utc
+from usage import ingest
+from usage.ingest import FileSource, ImportRejected
+from usage.models import DailyUsage, Region, UsageImport, UsageImportLine
+from usage.services import TOO_LARGE, usage_import
+
+pytestmark = pytest.mark.postgres
+
+NOW = utc(2026, 11, 20, 12, 0)
+HEADER = "occurred_at,account,region,service,result,quantity\n"
+RESULTS = ["delivered", "soft_bounce", "format_error", "not_exist", "reject", "junk_mail"]
+
+
+def make_catalog() -> dict[str, Account]:
+    for code in ("sg", "hk", "us-east"):
+        Region.objects.create(code=code, name=code.upper())
+    return {code: Account.objects.create(code=code, name=code.title()) for code in ("acme", "beta", "gamma")}
+
+
+def random_rows(n: int, seed: int) -> list[tuple[str, ...]]:
+    rng = random.Random(seed)
+    rows = []
+    for _ in range(n):
+        day = dt.date(2026, 9, 25) + dt.timedelta(days=rng.randrange(12))
+        hour, minute, second = rng.randrange(24), rng.randrange(60), rng.randrange(60)
+        occurred_at = rng.choice([
+            day.isoformat(),
+            f"{day}T{hour:02d}:{minute:02d}:{second:02d}+08:00",
+            f"{day}T{hour:02d}:{minute:02d}:{second:02d}Z",
+            f"{day}T{hour:02d}:{minute:02d}:{second:02d}.{rng.randrange(10**6):06d}-05:30",
+        ])
+        service = rng.choice(["email", "email", "email", "data_flow", "dedicated_ip", "data_masking",
+                              "bimi_certification"])
+        result = rng.choice(RESULTS) if service == "email" else ""
+        quantity = f"{rng.randrange(10**7) / 10**6:.6f}" if service == "data_flow" else str(rng.randrange(5000))
+        rows.append((occurred_at, rng.choice(["acme", "beta", "gamma"]), rng.choice(["sg", "hk", "us-east"]),
+                     service, result, quantity))
+    return rows
+
+
+def write_csv(path: Path, rows) -> Path:
+    path.write_text(HEADER + "".join(",".join(row) + "\n" for row in rows))
+    return path
+
+
+def expected_totals(rows) -> dict[tuple, Decimal]:
+    totals: dict[tuple, Decimal] = defaultdict(Decimal)
+    for occurred_at, account, region, service, result, quantity in rows:
+        totals[(account, region, service, result, parse_occurred_at(occurred_at))] += Decimal(quantity)
+    return dict(totals)
+
+
+def daily_state() -> dict[tuple, tuple[Decimal, Decimal]]:
+    return {(r.account.code, r.region_id, r.service_id, r.result, r.day): (r.quantity, r.billed_quantity)
+            for r in DailyUsage.objects.select_related("account")}
+
+
+def import_state(batch: UsageImport) -> dict:
+    lines = {(line.account.code, line.region_id, line.service_id, line.result, line.day): (line.quantity, line.late)
+             for line in batch.lines.select_related("account")}
+    return {"records": batch.records, "daily_rows": batch.daily_rows, "late_rows": batch.late_rows,
+            "lines": lines, "daily": daily_state()}
+
+
+def test_copy_and_simple_paths_give_identical_results(postgres, tmp_path, monkeypatch):
+    accounts = make_catalog()
+    # Existing usage: acme's September is settled (late), beta's is not.
+    row = add_usage(accounts["acme"], "sg", "email", "2026-09-28", "1000")
+    DailyUsage.objects.filter(pk=row.pk).update(billed_quantity=1000)
+    add_usage(accounts["beta"], "hk", "data_flow", "2026-09-29", "1.5")
+    rows = random_rows(20_000, seed=3)
+    path = write_csv(tmp_path / "mixed.csv", rows)
+    # Small flushes: the COPY path stages partial totals of one key many times.
+    monkeypatch.setattr(ingest, "PROGRESS_EVERY", 256)
+    monkeypatch.setattr(ingest, "FLUSH_KEYS", 100)
+    before = daily_state()
+
+    states = {}
+    for method in ("copy", "simple"):
+        with transaction.atomic():
+            batch = usage_import(source=FileSource(path, "csv"), now=NOW, method=method).usage_import
+            assert batch.method == method
+            states[method] = import_state(batch)
+            transaction.set_rollback(True)
+        assert daily_state() == before
+
+    assert states["copy"] == states["simple"]
+    # … and both are right: every key holds its records' sum, added to what was there.
+    state = states["copy"]
+    expected = expected_totals(rows)
+    assert {key: quantity for key, (quantity, _) in state["lines"].items()} == expected
+    for key, (quantity, billed) in state["daily"].items():
+        previous = before.get(key, (Decimal(0), Decimal(0)))
+        assert quantity == previous[0] + expected.get(key, 0)
+        assert billed == previous[1]
+    late = {key for key, (_, is_late) in state["lines"].items() if is_late}
+    assert late == {key for key in expected if key[0] == "acme" and key[4].month == 9}
+    assert state["late_rows"] == len(late) > 0
+    assert state["records"] == 20_000
+
+
+@pytest.mark.parametrize("method", ["copy", "simple"])
+def test_a_daily_total_too_large_to_store_rejects_the_file(postgres, tmp_path, method):
+    make_catalog()
+    path = write_csv(tmp_path / "big.csv", [("2026-10-05", "acme", "sg", "data_flow", "", "99999999999999.999999")] * 2)
+    with pytest.raises(ImportRejected) as info:
+        usage_import(source=FileSource(path, "csv"), now=NOW, method=method)
+    assert info.value.report() == [TOO_LARGE]
+    assert not DailyUsage.objects.exists() and not UsageImport.objects.exists()
+
+
+# Transactional tests below: serialized_rollback restores what migrations
+# seeded (the catalog) after the flush between tests.
+
+
+def run_concurrently(*jobs):
+    """Run each job in its own thread and connection, started together."""
+    barrier = threading.Barrier(len(jobs))
+    outcomes: list = [None] * len(jobs)
+
+    def worker(index, job):
+        try:
+            barrier.wait(timeout=30)
+            outcomes[index] = job()
+        except Exception as exc:  # noqa: BLE001 - reported by the test
+            exc.add_note("".join(traceback.format_exception(exc)))
+            outcomes[index] = exc
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=worker, args=(i, job)) for i, job in enumerate(jobs)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=120)
+    return outcomes
+
+
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
+@pytest.mark.parametrize("method", ["copy", "simple"])
+def test_concurrent_imports_of_the_same_daily_rows_lose_no_update(postgres, tmp_path, method):
+    accounts = make_catalog()
+    for region in ("sg", "hk"):
+        add_usage(accounts["acme"], region, "email", "2026-10-05", "1000")
+    keys = [(f"2026-10-0{d}T1{h}:00:00+08:00", account, region, "email", "delivered")
+            for d in (5, 6) for h in range(4) for account in ("acme", "beta") for region in ("sg", "hk")]
+    expected: dict[tuple, Decimal] = defaultdict(Decimal)
+    expected[("acme", "sg", "email", "delivered", dt.date(2026, 10, 5))] += 1000
+    expected[("acme", "hk", "email", "delivered", dt.date(2026, 10, 5))] += 1000
+    for round_ in range(4):
+        paths = []
+        for worker in range(2):
+            rows = [(*keys[i % len(keys)], str(1 + worker)) for i in range(3000 + round_)]
+            paths.append(write_csv(tmp_path / f"r{round_}-w{worker}.csv", rows))
+            for key, total in expected_totals(rows).items():
+                expected[key] += total
+        outcomes = run_concurrently(*[
+            (lambda p=path: usage_import(source=FileSource(p, "csv"), now=NOW, method=method)) for path in paths])
+        assert all(not isinstance(o, Exception) and not o.duplicate for o in outcomes), [
+            getattr(o, "__notes__", o) for o in outcomes]
+    assert {key: quantity for key, (quantity, _) in daily_state().items()} == dict(expected)
+    assert UsageImport.objects.count() == 8
+
+
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
+def test_concurrent_imports_of_the_same_file_import_it_once(postgres, tmp_path):
+    make_catalog()
+    path = write_csv(tmp_path / "once.csv", [("2026-10-05", "acme", "sg", "email", "delivered", "5")] * 1000)
+    outcomes = run_concurrently(*[lambda: usage_import(source=FileSource(path, "csv"), now=NOW)] * 3)
+    assert not any(isinstance(o, Exception) for o in outcomes), [getattr(o, "__notes__", o) for o in outcomes]
+    assert sorted(o.duplicate for o in outcomes) == [False, True, True]
+    assert len({o.usage_import.pk for o in outcomes}) == 1
+    assert list(DailyUsage.objects.values_list("quantity", flat=True)) == [Decimal("5000")]
+
+
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
+def test_import_during_settlement_is_billed_or_marked_late_never_lost(postgres, tmp_path):
+    """An import of October usage races the settlement of October: what
+    the bill did not cover is exactly what the import log marks late."""
+    from aurora_billing.settlement import settle_account
+    from invoices.models import BillLine
+
+    accounts = make_catalog()
+    add_price("email", "sg", "0.001000")
+    add_price("email", "hk", "0.001000")
+    for day in range(1, 29):
+        add_usage(accounts["acme"], "sg", "email", f"2026-10-{day:02d}", "100")
+    rows = [(f"2026-10-{1 + i % 28:02d}", "acme", "sg" if i % 3 else "hk", "email", "delivered", "7")
+            for i in range(5000)]
+    path = write_csv(tmp_path / "race.csv", rows)
+    october = Period(2026, 10)
+    outcomes = run_concurrently(
+        lambda: usage_import(source=FileSource(path, "csv"), now=NOW),
+        lambda: settle_account(account=accounts["acme"], period=october, now=october.bill_time),
+    )
+    assert not any(isinstance(o, Exception) for o in outcomes), [getattr(o, "__notes__", o) for o in outcomes]
+    usage = DailyUsage.objects.filter(account=accounts["acme"])
+    total = sum(r.quantity for r in usage)
+    billed = sum(r.billed_quantity for r in usage)
+    assert total == 2800 + 5000 * 7
+    late = sum(UsageImportLine.objects.filter(late=True).values_list("quantity", flat=True), Decimal(0))
+    assert total - billed == late
+    assert billed == sum(BillLine.objects.filter(bill__account=accounts["acme"]).values_list(
+        "usage_quantity", flat=True))
