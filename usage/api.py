@@ -23,7 +23,7 @@ import json
 import re
 from decimal import Decimal
 
-from django.http import JsonResponse
+from django.http import HttpResponse, JsonResponse
 from django.utils import timezone
 from django.views.decorators.csrf import csrf_exempt
 
@@ -99,7 +99,7 @@ def usage_ingest(request):
         return api_error(400, "invalid_records", f"{exc.summary()}.", details)
     except IdempotencyKeyReused as exc:
         return api_error(422, "idempotency_key_reused", f"{exc}.")
-    response = JsonResponse(answer.body, status=answer.status)
+    response = HttpResponse(answer.body, status=answer.status, content_type="application/json")
     if answer.replayed:
         response["Idempotent-Replayed"] = "true"
     return response

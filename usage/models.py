@@ -223,8 +223,9 @@ class UsageImport(models.Model):
     records = models.PositiveBigIntegerField(default=0)
     daily_rows = models.PositiveIntegerField(default=0, help_text="daily usage rows added to")
     late_rows = models.PositiveIntegerField(default=0, help_text="of which in already settled periods")
-    # The API's first answer, returned again on an Idempotency-Key replay.
-    response = models.JSONField(null=True, blank=True)
+    # The API's first answer (JSON text, kept byte for byte), returned again
+    # on an Idempotency-Key replay.
+    response = models.TextField(blank=True, default="")
     imported_at = models.DateTimeField()
 
     class Meta:

@@ -28,6 +28,7 @@ loses no update either way.
 """
 from __future__ import annotations
 
+import json
 import logging
 import secrets
 from dataclasses import dataclass
@@ -95,7 +96,7 @@ def usage_import(*, source: FileSource | RecordsSource, now, progress=None, meth
             batch.late_rows = _lines_mark_late(batch)
             batch.daily_rows = loader.apply(batch, now)
             if source.origin == ImportOrigin.API:
-                batch.response = import_answer(batch)
+                batch.response = json.dumps(import_answer(batch))
             batch.save(update_fields=["daily_rows", "late_rows", "response"])
     except _AlreadyImported:
         return ImportOutcome(_previous_import(source, fingerprint), duplicate=True)
@@ -282,7 +283,7 @@ class IdempotencyKeyReused(Exception):
 @dataclass(frozen=True)
 class ApiAnswer:
     status: int
-    body: dict
+    body: str  # JSON
     replayed: bool
 
 
