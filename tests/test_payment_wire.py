@@ -30,7 +30,7 @@ def wire_on(settings):
 def wire_payment(acme):
     overdrawn(acme)
     owner = Client()
-    owner.login(username="owner@acme.example", password=PASSWORD)
+    owner.force_login(User.objects.get(email="owner@acme.example"))
     token = breakdown_token(owner.get("/billing/repay/").content.decode())
     response = owner.post("/billing/repay/", {"breakdown": token, "method": "wire"})
     payment = Payment.objects.get()
@@ -45,7 +45,7 @@ def wire_payment(acme):
 def staff():
     User.objects.create_superuser("admin@aurora.example", PASSWORD)
     client = Client()
-    client.login(username="admin@aurora.example", password=PASSWORD)
+    client.force_login(User.objects.get(email="admin@aurora.example"))
     return client
 
 
@@ -108,7 +108,7 @@ def test_only_staff_with_the_change_permission_confirm(wire_payment):
     clerk = User.objects.create_user("clerk@aurora.example", PASSWORD, is_staff=True)
     clerk.user_permissions.add(Permission.objects.get(codename="view_payment"))
     client = Client()
-    client.login(username="clerk@aurora.example", password=PASSWORD)
+    client.force_login(User.objects.get(email="clerk@aurora.example"))
     assert client.get(f"/admin/payments/payment/{wire_payment.pk}/change/").status_code == 200
     assert client.post(confirm_url(wire_payment), {"amount": "1.72", "currency": "USD",
                                                    "bank_reference": "X"}).status_code == 403

@@ -12,11 +12,11 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from django.test import Client
 
+from accounts.models import User
 from payments.models import LedgerEntry, Payment, PaymentEvent
 from payments.providers.alipay import signing_string
 from payments.providers.base import rsa_private_key_load, rsa_public_key_load, rsa_sha256_sign, rsa_sha256_verify
 
-from .conftest import PASSWORD
 from .test_payment_support import breakdown_token, line_states, overdrawn
 
 pytestmark = pytest.mark.django_db
@@ -51,7 +51,7 @@ def alipay_on(settings):
 def owner(acme):
     overdrawn(acme)
     client = Client()
-    client.login(username="owner@acme.example", password=PASSWORD)
+    client.force_login(User.objects.get(email="owner@acme.example"))
     return client
 
 

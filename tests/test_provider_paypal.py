@@ -17,11 +17,11 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509.oid import NameOID
 from django.test import Client
 
+from accounts.models import User
 from payments.models import LedgerEntry, Payment, PaymentEvent
 from payments.providers import paypal
 from payments.providers.base import ProviderUnavailable, rsa_sha256_sign
 
-from .conftest import PASSWORD
 from .test_payment_support import breakdown_token, line_states, overdrawn
 
 pytestmark = pytest.mark.django_db
@@ -94,7 +94,7 @@ def paypal_on(settings, monkeypatch):
 def owner(acme):
     overdrawn(acme)
     client = Client()
-    client.login(username="owner@acme.example", password=PASSWORD)
+    client.force_login(User.objects.get(email="owner@acme.example"))
     return client
 
 

@@ -37,7 +37,7 @@ def sandbox_on(settings):
 def owner(acme):
     overdrawn(acme)
     client = Client()
-    client.login(username="owner@acme.example", password=PASSWORD)
+    client.force_login(User.objects.get(email="owner@acme.example"))
     return client
 
 
@@ -96,7 +96,7 @@ def test_receipt_goes_to_the_paying_accountant_and_the_owners(acme, django_captu
     accountant = User.objects.create_user("acc@acme.example", PASSWORD)
     Membership.objects.create(user=accountant, account=acme, role="accountant")
     client = Client()
-    client.login(username="acc@acme.example", password=PASSWORD)
+    client.force_login(User.objects.get(email="acc@acme.example"))
     with django_capture_on_commit_callbacks(execute=True):
         checkout(client, submit(client, open_repay(client)), "approve")
     assert mail.outbox[0].to == ["acc@acme.example", "owner@acme.example"]
@@ -267,7 +267,7 @@ def test_tampered_or_foreign_breakdown_is_refused(owner, make_account):
     assert "The breakdown could not be read. Reload the page." in response.content.decode()
     other = make_account(code="other", name="Other", users=(("owner@other.example", "owner"),))
     overdrawn_other = Client()
-    overdrawn_other.login(username="owner@other.example", password=PASSWORD)
+    overdrawn_other.force_login(User.objects.get(email="owner@other.example"))
     assert 'id="nothing-due"' in overdrawn_other.get("/billing/repay/").content.decode()
     # acme's breakdown posted by another account's owner
     response = submit(overdrawn_other, open_repay(owner))
@@ -281,7 +281,7 @@ def test_viewer_may_not_pay(acme):
     viewer = User.objects.create_user("viewer@acme.example", PASSWORD)
     Membership.objects.create(user=viewer, account=acme, role="viewer")
     client = Client()
-    client.login(username="viewer@acme.example", password=PASSWORD)
+    client.force_login(User.objects.get(email="viewer@acme.example"))
     assert client.get("/billing/repay/").status_code == 403
     assert client.post("/billing/repay/", {"breakdown": "x", "method": "sandbox"}).status_code == 403
     assert client.get("/billing/topup/").status_code == 403
@@ -298,7 +298,7 @@ def test_another_accounts_payment_is_404(owner, acme, make_account):
     payment = Payment.objects.get()
     make_account(code="other", name="Other", users=(("owner@other.example", "owner"),))
     stranger = Client()
-    stranger.login(username="owner@other.example", password=PASSWORD)
+    stranger.force_login(User.objects.get(email="owner@other.example"))
     assert stranger.get(f"/billing/payments/{payment.public_id}/").status_code == 404
     assert stranger.post(f"/billing/payments/{payment.public_id}/cancel/").status_code == 404
     assert stranger.get(f"/pay/sandbox/{payment.public_id}/").status_code == 404
@@ -310,7 +310,7 @@ def test_another_accounts_payment_is_404(owner, acme, make_account):
 def test_forms_need_csrf(acme):
     overdrawn(acme)
     client = Client(enforce_csrf_checks=True)
-    client.login(username="owner@acme.example", password=PASSWORD)
+    client.force_login(User.objects.get(email="owner@acme.example"))
     html = client.get("/billing/repay/").content.decode()
     assert 'name="csrfmiddlewaretoken"' in html
     assert client.post("/billing/repay/", {"breakdown": breakdown_token(html), "method": "sandbox"}

@@ -10,10 +10,10 @@ import pytest
 from django.db import connection
 from django.test import Client
 
+from accounts.models import User
 from payments.models import LedgerEntry, Payment
 from payments.providers.sandbox import notification_sign
 
-from .conftest import PASSWORD
 from .test_payment_support import breakdown_token, line_states, overdrawn
 
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
@@ -26,7 +26,7 @@ def sandbox_on(settings):
 
 def signed_in() -> Client:
     client = Client()
-    assert client.login(username="owner@acme.example", password=PASSWORD)
+    client.force_login(User.objects.get(email="owner@acme.example"))
     return client
 
 

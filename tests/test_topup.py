@@ -9,10 +9,10 @@ from decimal import Decimal
 import pytest
 from django.test import Client
 
+from accounts.models import User
 from payments.models import LedgerEntry, Payment
 from payments.services import funds_balance
 
-from .conftest import PASSWORD
 from .test_payment_support import later_overdraft, ledger, line_states, overdrawn
 
 pytestmark = pytest.mark.django_db
@@ -29,7 +29,7 @@ def sandbox_on(settings):
 def owner(acme):
     overdrawn(acme)
     client = Client()
-    client.login(username="owner@acme.example", password=PASSWORD)
+    client.force_login(User.objects.get(email="owner@acme.example"))
     return client
 
 
