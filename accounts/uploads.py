@@ -102,20 +102,105 @@ class CleanLicense:
         return f"{self.content_type}, {self.width}×{self.height}, {self.size} bytes, sha256 {self.sha256}"
 
 
-def _png_trailing_data(data: bytes) -> bool:
-    """True if a PNG has bytes after its IEND chunk, or a chunk runs past
-    the end of the file (a polyglot such as an image with HTML appended)."""
+# Adam7 passes: (x start, y start, x step, y step).
+_ADAM7 = ((0, 0, 8, 8), (4, 0, 8, 8), (0, 4, 4, 8), (2, 0, 4, 4), (0, 2, 2, 4), (1, 0, 2, 2), (0, 1, 1, 2))
+_PNG_CHANNELS = {0: 1, 2: 3, 3: 1, 4: 2, 6: 4}
+
+
+def _png_complete(data: bytes) -> bool:
+    """The PNG is whole: every chunk within the file with a correct CRC,
+    IEND last with nothing after it (no polyglot such as HTML appended),
+    and the IDAT stream a complete zlib stream of exactly the size the
+    header implies. Checked here, not left to Pillow, because
+    ``ImageFile.LOAD_TRUNCATED_IMAGES`` is process-wide and WeasyPrint
+    turns it on when imported. Call only after the dimensions are checked:
+    the stream is inflated piecewise and discarded, so memory stays small."""
     pos = len(PNG_SIGNATURE)
-    while pos + 8 <= len(data):
+    header = None
+    inflater = zlib.decompressobj()
+    inflated = 0
+    expected = 0
+    while pos + 12 <= len(data):
         (length,) = struct.unpack(">I", data[pos:pos + 4])
-        chunk_type = data[pos + 4:pos + 8]
-        end = pos + 12 + length
-        if end > len(data):
+        kind = data[pos + 4:pos + 8]
+        body_end = pos + 8 + length
+        if body_end + 4 > len(data):
+            return False
+        body = data[pos + 8:body_end]
+        (crc,) = struct.unpack(">I", data[body_end:body_end + 4])
+        if zlib.crc32(kind + body) & 0xFFFFFFFF != crc:
+            return False
+        pos = body_end + 4
+        if kind == b"IHDR":
+            if len(body) != 13:
+                return False
+            width, height, depth, color_type, _, _, interlace = struct.unpack(">IIBBBBB", body)
+            if color_type not in _PNG_CHANNELS:
+                return False
+            bits = _PNG_CHANNELS[color_type] * depth
+            passes = _ADAM7 if interlace else ((0, 0, 1, 1),)
+            for x0, y0, dx, dy in passes:
+                pass_width = (width - x0 + dx - 1) // dx if width > x0 else 0
+                pass_height = (height - y0 + dy - 1) // dy if height > y0 else 0
+                if pass_width and pass_height:
+                    expected += pass_height * (1 + (pass_width * bits + 7) // 8)
+            header = True
+        elif kind == b"IDAT":
+            if header is None or inflater.eof:
+                return False
+            try:
+                chunk = inflater.decompress(body, 1 << 20)
+                inflated += len(chunk)
+                while inflater.unconsumed_tail and inflated <= expected:
+                    chunk = inflater.decompress(inflater.unconsumed_tail, 1 << 20)
+                    inflated += len(chunk)
+            except zlib.error:
+                return False
+            if inflated > expected:
+                return False
+        elif kind == b"IEND":
+            return pos == len(data) and inflater.eof and inflated == expected
+    return False
+
+
+def _jpeg_complete(data: bytes) -> bool:
+    """The JPEG's segments and entropy-coded scans run to an EOI marker.
+    Bytes after EOI (some cameras append a trailer) are dropped by the
+    re-encoding. See _png_complete for why this is not left to Pillow."""
+    pos = 2
+    size = len(data)
+    while pos + 2 <= size:
+        if data[pos] != 0xFF:
+            return False
+        marker = data[pos + 1]
+        if marker == 0xFF:  # fill byte
+            pos += 1
+            continue
+        if marker == 0xD9:  # EOI
             return True
-        if chunk_type == b"IEND":
-            return end != len(data)
-        pos = end
-    return True
+        if 0xD0 <= marker <= 0xD7 or marker == 0x01:
+            pos += 2
+            continue
+        if pos + 4 > size:
+            return False
+        (length,) = struct.unpack(">H", data[pos + 2:pos + 4])
+        if length < 2 or pos + 2 + length > size:
+            return False
+        pos += 2 + length
+        if marker == 0xDA:  # start of scan: entropy-coded data up to the next marker
+            while True:
+                found = data.find(b"\xff", pos)
+                if found < 0 or found + 1 >= size:
+                    return False
+                following = data[found + 1]
+                if following == 0x00 or 0xD0 <= following <= 0xD7:
+                    pos = found + 2
+                elif following == 0xFF:
+                    pos = found + 1
+                else:
+                    pos = found
+                    break
+    return False
 
 
 def license_image_clean(*, data: bytes) -> CleanLicense:
@@ -142,8 +227,6 @@ def license_image_clean(*, data: bytes) -> CleanLicense:
         "truncated, or carries other content. Export the image again and upload it.",
         code="damaged",
     )
-    if expected == "PNG" and _png_trailing_data(data):
-        raise damaged
     # Pillow itself refuses above 2 × Image.MAX_IMAGE_PIXELS at open (and
     # only warns between); the explicit limits below are lower.
     try:
@@ -162,6 +245,8 @@ def license_image_clean(*, data: bytes) -> CleanLicense:
             )
         if width * height > LICENSE_MAX_PIXELS:
             raise _bomb(width, height)
+        if not (_png_complete(data) if expected == "PNG" else _jpeg_complete(data)):
+            raise damaged
         try:
             image.load()
             upright = ImageOps.exif_transpose(image)

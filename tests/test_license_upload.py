@@ -209,3 +209,79 @@ def test_cmyk_jpeg_is_stored_as_rgb():
     clean = license_image_clean(data=out.getvalue())
     with Image.open(io.BytesIO(clean.content)) as image:
         assert image.mode == "RGB"
+
+
+# --- completeness does not depend on Pillow's process-wide setting -----------------
+
+
+def png_with_short_idat() -> bytes:
+    """Chunk structure and CRCs intact, but the image data stops half-way."""
+    from PIL import Image as PILImage
+
+    raw = b"".join(b"\0" + bytes([i % 251]) * 300 for i in range(100))  # 100 rows of 100 RGB pixels
+    compressed = zlib.compress(raw)[: len(zlib.compress(raw)) // 2]
+    ihdr = struct.pack(">IIBBBBB", 100, 100, 8, 2, 0, 0, 0)
+    data = (b"\x89PNG\r\n\x1a\n" + png_chunk(b"IHDR", ihdr) + png_chunk(b"IDAT", compressed)
+            + png_chunk(b"IEND", b""))
+    assert PILImage.open(io.BytesIO(data)).size == (100, 100)
+    return data
+
+
+def png_with_bad_crc() -> bytes:
+    data = bytearray(png_bytes())
+    idat = data.index(b"IDAT")
+    data[idat + 6] ^= 0xFF  # a byte inside the IDAT body
+    return bytes(data)
+
+
+@pytest.mark.parametrize("load_truncated", [False, True], ids=["pillow-default", "weasyprint-imported"])
+@pytest.mark.parametrize("content", [
+    lambda: png_bytes((400, 300), (1, 2, 3))[:-200],
+    lambda: jpeg_bytes((400, 300))[:1500],
+    lambda: jpeg_bytes((400, 300))[:-2],  # everything but the EOI marker
+    png_with_short_idat,
+    png_with_bad_crc,
+    lambda: png_bytes() + HTML,
+], ids=["truncated-png", "truncated-jpeg", "jpeg-without-eoi", "png-short-idat", "png-bad-crc", "png-polyglot"])
+def test_incomplete_images_are_refused_whatever_pillow_is_told(monkeypatch, load_truncated, content):
+    """WeasyPrint sets ImageFile.LOAD_TRUNCATED_IMAGES = True for the whole
+    process when imported (PDF statements); the check must not rely on it."""
+    from PIL import ImageFile
+
+    monkeypatch.setattr(ImageFile, "LOAD_TRUNCATED_IMAGES", load_truncated)
+    with pytest.raises(ValidationError, match="damaged or truncated"):
+        license_image_clean(data=content())
+
+
+def adam7_png(width: int, height: int) -> bytes:
+    """An interlaced RGB PNG (Pillow does not write interlaced files)."""
+    raw = b""
+    for x0, y0, dx, dy in ((0, 0, 8, 8), (4, 0, 8, 8), (0, 4, 4, 8), (2, 0, 4, 4), (0, 2, 2, 4), (1, 0, 2, 2),
+                           (0, 1, 1, 2)):
+        pass_width = len(range(x0, width, dx))
+        pass_height = len(range(y0, height, dy))
+        if pass_width and pass_height:
+            raw += (b"\0" + b"\x80\x20\x10" * pass_width) * pass_height
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 1)
+    return (b"\x89PNG\r\n\x1a\n" + png_chunk(b"IHDR", ihdr) + png_chunk(b"IDAT", zlib.compress(raw))
+            + png_chunk(b"IEND", b""))
+
+
+def test_interlaced_png_and_progressive_jpeg_are_accepted():
+    for width, height in ((333, 101), (1, 1), (5, 3), (9, 17)):
+        clean = license_image_clean(data=adam7_png(width, height))
+        assert (clean.width, clean.height) == (width, height)
+        with Image.open(io.BytesIO(clean.content)) as image:
+            assert image.getpixel((0, 0)) == (0x80, 0x20, 0x10)
+    with pytest.raises(ValidationError, match="damaged or truncated"):
+        license_image_clean(data=adam7_png(333, 101)[:-40])
+    assert license_image_clean(data=jpeg_bytes((333, 101), progressive=True)).height == 101
+    for mode in ("1", "L", "LA", "P", "RGBA", "I;16"):
+        out = io.BytesIO()
+        Image.new(mode, (37, 11)).save(out, format="PNG")
+        assert license_image_clean(data=out.getvalue()).width == 37
+
+
+def test_jpeg_with_a_camera_trailer_after_eoi_is_accepted_without_it():
+    clean = license_image_clean(data=jpeg_bytes() + b"SEFH trailer written by a phone camera")
+    assert b"SEFH" not in clean.content
