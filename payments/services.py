@@ -190,7 +190,7 @@ def repayment_create(*, account: Account, frozen: Sequence[FrozenLine], method: 
         raise PaymentError("The breakdown lists a line twice.")
 
     def build(locked: Account) -> Payment:
-        lines = BillLine.objects.select_for_update().filter(
+        lines = BillLine.objects.select_for_update(of=("self",)).filter(
             pk__in=[f.line_id for f in frozen], bill__account=locked
         ).select_related("bill")
         by_id = {line.pk: line for line in lines}
@@ -324,7 +324,7 @@ def payment_confirm(*, payment: Payment, transaction_id: str, now: dt.datetime, 
     try:
         with transaction.atomic():
             _lock_account(payment.account_id)
-            payment = Payment.objects.select_for_update().select_related("account").get(pk=payment.pk)
+            payment = Payment.objects.select_for_update(of=("self",)).select_related("account").get(pk=payment.pk)
             if payment.status == PaymentStatus.SUCCEEDED:
                 if not transaction_id or transaction_id == payment.provider_transaction_id:
                     _event(payment=payment, method=payment.method, kind="replay", payload=payload, now=now,
@@ -376,7 +376,7 @@ def _repayment_apply(*, payment: Payment, now: dt.datetime) -> str:
     """Mark the frozen lines Paid and write the ledger; returns why money was
     left in the funds ('' when every line took its balance)."""
     frozen = list(payment.lines.all())
-    lines = {ln.pk: ln for ln in BillLine.objects.select_for_update().filter(
+    lines = {ln.pk: ln for ln in BillLine.objects.select_for_update(of=("self",)).filter(
         pk__in=[f.line_id for f in frozen]).select_related("bill")}
     entries = [LedgerEntry(account=payment.account, kind=EntryKind.REPAYMENT, amount=payment.amount,
                            currency=payment.currency, at=now, reference=payment.ledger_reference,
