@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 from django.core.management import CommandError, call_command
+from django.db import transaction
 
 from accounts.models import Account
 from aurora_billing.periods import Period
@@ -514,3 +515,52 @@ def test_command_bad_arguments(catalog, tmp_path, args, message):
     with pytest.raises(CommandError) as info:
         run(*[a.format(tmp=tmp_path) for a in args])
     assert str(info.value) == message
+
+
+# --- parallel reading of large plain CSV files -------------------------------------
+
+
+@pytest.fixture
+def parallel(monkeypatch):
+    from usage.ingest import totals
+
+    monkeypatch.setattr(totals, "PARALLEL_MIN_BYTES", 0)
+    monkeypatch.setattr(totals, "PROGRESS_EVERY", 64)
+    monkeypatch.setattr(totals, "FLUSH_KEYS", 50)
+
+
+def mixed_lines(n: int) -> list[str]:
+    return [f"2026-10-{1 + i % 9:02d}T{i % 24:02d}:{i % 60:02d}:{i * 7 % 60:02d}{'Z' if i % 2 else '+08:00'},"
+            f"{'acme' if i % 3 else 'beta'},{'sg' if i % 5 else 'hk'},"
+            + (f"email,delivered,{i % 50}\n" if i % 4 else f"data_flow,,{i % 7}.{i % 1000:03d}\n")
+            for i in range(n)]
+
+
+@pytest.mark.parametrize("workers", [2, 3, 4])
+def test_workers_give_the_same_totals_as_one_reader(catalog, tmp_path, parallel, workers):
+    text = HEADER + "".join(mixed_lines(3000)) + "\n" + "2026-10-05,acme,sg,email,delivered,1"  # no final newline
+    path = write(tmp_path, text)
+    with transaction.atomic():
+        one = import_file(path, workers=1).usage_import
+        expected = (one.records, daily())
+        transaction.set_rollback(True)
+    seen = []
+    batch = import_file(path, workers=workers, progress=lambda r, b: seen.append((r, b))).usage_import
+    assert (batch.records, daily()) == expected == (3001, expected[1])
+    assert seen[-1][1] == path.stat().st_size
+
+
+@pytest.mark.parametrize("workers", [1, 3])
+def test_workers_report_bad_lines_in_order_with_their_numbers(catalog, tmp_path, parallel, workers):
+    lines = mixed_lines(3000)
+    for number in (2, 1500, 1501, 2999, 3001):  # line numbers (the header is line 1)
+        lines[number - 2] = "2026-10-05,acme,sg,email,delivered,-1\n"
+    lines[1200] = "\n"  # a blank line (1202) is skipped, not reported
+    error = rejected(write(tmp_path, HEADER + "".join(lines)))
+    assert error.report() == [f"line {n}: quantity must be ≥ 0" for n in (2, 1500, 1501, 2999, 3001)]
+
+
+def test_files_with_quotes_are_read_by_the_csv_module(catalog, tmp_path, parallel):
+    path = write(tmp_path, HEADER + '"2026-10-05",acme,sg,email,delivered,"1"\n' + "".join(mixed_lines(500)))
+    assert FileSource(path, "csv").scan.plain is False
+    assert import_file(path, workers=3).usage_import.records == 501

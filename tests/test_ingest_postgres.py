@@ -16,8 +16,8 @@ from django.db import connection, transaction
 from accounts.models import Account
 from aurora_billing.periods import Period, parse_occurred_at
 from tests.conftest import add_price, add_usage, utc
-from usage import ingest
 from usage.ingest import FileSource, ImportRejected
+from usage.ingest import totals as ingest_totals
 from usage.models import DailyUsage, Region, UsageImport, UsageImportLine
 from usage.services import TOO_LARGE, usage_import
 
@@ -88,8 +88,8 @@ def test_copy_and_simple_paths_give_identical_results(postgres, tmp_path, monkey
     rows = random_rows(20_000, seed=3)
     path = write_csv(tmp_path / "mixed.csv", rows)
     # Small flushes: the COPY path stages partial totals of one key many times.
-    monkeypatch.setattr(ingest, "PROGRESS_EVERY", 256)
-    monkeypatch.setattr(ingest, "FLUSH_KEYS", 100)
+    monkeypatch.setattr(ingest_totals, "PROGRESS_EVERY", 256)
+    monkeypatch.setattr(ingest_totals, "FLUSH_KEYS", 100)
     before = daily_state()
 
     states = {}

@@ -40,7 +40,7 @@ from django.db.models.functions import TruncMonth
 from accounts.models import Account
 from aurora_billing.periods import Period
 
-from .ingest import MAX_QUANTITY, Catalog, DayTotals, FileSource, ImportRejected, RecordsSource, aggregate_usage
+from .ingest import MAX_QUANTITY, Catalog, DayTotals, FileSource, ImportRejected, RecordsSource, aggregate
 from .models import DailyUsage, ImportOrigin, IngestToken, UsageImport, UsageImportLine
 from .selectors import token_digest, usage_import_late_periods
 
@@ -66,11 +66,13 @@ def default_method() -> str:
     return "copy" if connection.vendor == "postgresql" else "simple"
 
 
-def usage_import(*, source: FileSource | RecordsSource, now, progress=None, method: str | None = None
-                 ) -> ImportOutcome:
+def usage_import(*, source: FileSource | RecordsSource, now, progress=None, method: str | None = None,
+                 workers: int | None = None) -> ImportOutcome:
     """Import every record of ``source`` or none (ImportRejected lists the
     bad ones). A file whose content was imported before, or a source with
-    an Idempotency-Key used before, is not imported again."""
+    an Idempotency-Key used before, is not imported again. ``method``:
+    "copy" or "simple" (default: by database); ``workers``: processes
+    reading a large CSV file (default: one per CPU)."""
     fingerprint = source.sha256
     previous = _previous_import(source, fingerprint)
     if previous is not None:
@@ -79,8 +81,7 @@ def usage_import(*, source: FileSource | RecordsSource, now, progress=None, meth
     catalog = Catalog.load()
     try:
         with transaction.atomic(), (CopyLoader if method == "copy" else MemoryLoader)(catalog) as loader:
-            with source.rows() as rows:
-                records = aggregate_usage(rows, catalog=catalog, flush=loader.add, progress=progress)
+            records = aggregate(source, catalog=catalog, flush=loader.add, progress=progress, workers=workers)
             batch = UsageImport(
                 origin=source.origin, name=source.name[:500], format=source.format, content_sha256=fingerprint,
                 idempotency_key=source.idempotency_key, token=source.token, method=method, records=records,

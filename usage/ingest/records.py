@@ -1,0 +1,222 @@
+"""The rules for one usage record (interfaces.md "Usage records";
+billing-rules §1–§2) and how bad records are reported.
+
+``Catalog.validate`` states every rule. The hot loop in ``aggregate`` only
+memoises its parts (a valid code combination, the day of an
+``occurred_at``, the value of a quantity text) and asks ``validate`` for the
+reasons whenever a part fails, so a memoised answer is always the answer
+``validate`` gives.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import json
+import re
+from decimal import Decimal
+from typing import NamedTuple
+
+from accounts.models import Account
+from aurora_billing.money import QUANTITY_DIGITS, QUANTITY_PLACES, parse_decimal
+from aurora_billing.periods import parse_occurred_at
+
+from ..models import CATALOG_ORDER, EMAIL_RESULTS, WHOLE_QUANTITY_SERVICES, Region
+
+FIELDS = ("occurred_at", "account", "region", "service", "result", "quantity")
+# Bad rows listed in a report; the rest are counted.
+ERROR_LIST_CAP = 100
+# Memo sizes: a memo is emptied when it reaches this size.
+MEMO_SIZE = 200_000
+# The largest quantity the Decimal(20, 6) columns hold.
+MAX_QUANTITY = Decimal(10) ** (QUANTITY_DIGITS - QUANTITY_PLACES) - Decimal(10) ** -QUANTITY_PLACES
+# What undecodable bytes become when a file is read with surrogateescape.
+_SURROGATE = re.compile("[\udc80-\udcff]")
+
+
+class RecordError(NamedTuple):
+    position: int | None  # line number (files), record index (API); None: the whole source
+    reason: str
+
+
+class ImportRejected(Exception):
+    """Bad input: nothing was stored. ``errors`` holds the first
+    ``ERROR_LIST_CAP`` bad rows in order, ``total`` counts them all."""
+
+    def __init__(self, errors: list[RecordError], total: int, label: str = "line") -> None:
+        self.errors = errors
+        self.total = total
+        self.label = label
+        super().__init__(self.summary())
+
+    @classmethod
+    def single(cls, reason: str, position: int | None = None, label: str = "line") -> ImportRejected:
+        return cls([RecordError(position, reason)], 1, label)
+
+    def summary(self) -> str:
+        return f"{self.total:,} bad {self.label}{'' if self.total == 1 else 's'}; nothing was stored"
+
+    def report(self) -> list[str]:
+        """``line N: reason`` for each listed error, then how many more."""
+        lines = [f"{self.label} {e.position}: {e.reason}" if e.position is not None else e.reason
+                 for e in self.errors]
+        more = self.total - len(self.errors)
+        if more > 0:
+            lines.append(f"… and {more:,} more bad {self.label}{'s' if more != 1 else ''}")
+        return lines
+
+
+class ErrorList:
+    def __init__(self, label: str, cap: int | None = ERROR_LIST_CAP) -> None:
+        self.label = label
+        self.cap = cap  # None: keep every error
+        self.errors: list[RecordError] = []
+        self.total = 0
+
+    def add(self, position: int, reason: str) -> None:
+        self.total += 1
+        if self.cap is None or len(self.errors) < self.cap:
+            self.errors.append(RecordError(position, reason))
+
+    def merge(self, errors: list[RecordError], total: int) -> None:
+        """Add another reader's errors (of later or earlier lines)."""
+        self.errors = sorted(self.errors + errors, key=lambda e: e.position or 0)
+        if self.cap is not None:
+            self.errors = self.errors[:self.cap]
+        self.total += total
+
+    def rejected(self) -> ImportRejected:
+        return ImportRejected(self.errors, self.total, self.label)
+
+
+class RowProblem:
+    """Stands in for a row that could not even be split into fields (bad
+    JSON, a non-object). It does not unpack, so the hot loop reports
+    ``reason`` through its one slow branch."""
+
+    __slots__ = ("reason",)
+
+    def __init__(self, reason: str) -> None:
+        self.reason = reason
+
+
+class InvalidRecord(ValueError):
+    def __init__(self, reasons: list[str]) -> None:
+        self.reasons = reasons
+        super().__init__("; ".join(reasons))
+
+
+class Catalog:
+    """The codes a record may use, read once per import."""
+
+    def __init__(self, accounts: dict[str, int], regions: set[str]) -> None:
+        self.accounts = accounts  # code → id
+        self.regions = regions
+        # (account, region, service, result) combinations found valid
+        self.valid_kinds: set[tuple[str, str, str, str]] = set()
+
+    @classmethod
+    def load(cls) -> Catalog:
+        return cls(dict(Account.objects.values_list("code", "id")),
+                   set(Region.objects.values_list("code", flat=True)))
+
+    def check_kind(self, account: str, region: str, service: str, result: str) -> None:
+        """InvalidRecord with every problem of the code combination."""
+        key = (account, region, service, result)
+        if key in self.valid_kinds:
+            return
+        reasons = []
+        if account not in self.accounts:
+            reasons.append(f"unknown account {account!r}" if account else "account is empty")
+        if region not in self.regions:
+            reasons.append(f"unknown region {region!r}" if region else "region is empty")
+        if service not in CATALOG_ORDER:
+            reasons.append(f"unknown service {service!r} (one of {', '.join(CATALOG_ORDER)})"
+                           if service else "service is empty")
+        elif service == "email":
+            if not result:
+                reasons.append(f"email needs a result (one of {', '.join(EMAIL_RESULTS)})")
+            elif result not in EMAIL_RESULTS:
+                reasons.append(f"unknown email result {result!r} (one of {', '.join(EMAIL_RESULTS)})")
+        elif result:
+            reasons.append(f"{service} takes no result, got {result!r}")
+        if reasons:
+            raise InvalidRecord(reasons)
+        if len(self.valid_kinds) >= MEMO_SIZE:
+            self.valid_kinds.clear()
+        self.valid_kinds.add(key)
+
+    def validate(self, occurred_at: str, account: str, region: str, service: str, result: str,
+                 quantity: str) -> tuple[dt.date, Decimal]:
+        """Every rule for one record: its day and quantity, or InvalidRecord
+        listing all its problems."""
+        reasons: list[str] = []
+        day = value = None
+        try:
+            self.check_kind(account, region, service, result)
+        except InvalidRecord as exc:
+            reasons += exc.reasons
+        try:
+            day = parse_occurred_at(occurred_at)
+        except ValueError as exc:
+            reasons.append(str(exc))
+        try:
+            value = check_quantity(quantity, service)
+        except ValueError as exc:
+            reasons.append(str(exc))
+        if reasons:
+            raise InvalidRecord(reasons)
+        return day, value
+
+    def reason(self, row) -> str:
+        """Every problem of a row that failed, in one line."""
+        if isinstance(row, RowProblem):
+            return row.reason
+        if len(row) != len(FIELDS):
+            return f"expected {len(FIELDS)} fields, got {len(row)}"
+        row = (*row[:-1], row[-1].rstrip("\n"))  # a plain CSV line's last field keeps its line end
+        if _SURROGATE.search("".join(row)):
+            return "not valid UTF-8"
+        try:
+            self.validate(*row)
+        except InvalidRecord as exc:
+            return str(exc)
+        raise AssertionError(f"row {row!r} failed a rule that Catalog.validate accepts")
+
+
+def check_quantity(text: str, service: str) -> Decimal:
+    """A quantity ≥ 0 with at most 6 decimal places that fits the column;
+    a whole number for every service item but data_flow."""
+    if not text.strip():
+        raise ValueError("quantity is empty")
+    value = parse_decimal(text, places=QUANTITY_PLACES, what="quantity")
+    if value > MAX_QUANTITY:
+        raise ValueError(f"quantity {text!r} is too large (at most {MAX_QUANTITY})")
+    if service in WHOLE_QUANTITY_SERVICES and value != value.to_integral_value():
+        raise ValueError(f"{service} quantity must be a whole number, got {text!r}")
+    return value + 0  # 0 + -0 == 0: no negative zero reaches the database
+
+
+def record_fields(record: object) -> tuple[str, ...] | RowProblem:
+    """A decoded JSON record → its six fields as text. ``result`` may be
+    absent or null for service items other than email; ``quantity`` may be
+    a JSON number (read exactly, never as a float) or a string."""
+    if not isinstance(record, dict):
+        return RowProblem("expected a JSON object with the keys " + ", ".join(FIELDS))
+    reasons = []
+    unknown = sorted(set(record) - set(FIELDS))
+    if unknown:
+        reasons.append(f"unknown key(s) {', '.join(map(repr, unknown))}")
+    fields = []
+    for name in FIELDS:
+        value = record.get(name)
+        if value is None and name == "result":
+            value = ""
+        if value is None:
+            reasons.append(f"{name} is missing")
+        elif name == "quantity" and isinstance(value, (int, Decimal)) and not isinstance(value, bool):
+            value = str(value)
+        elif not isinstance(value, str):
+            reasons.append(f"{name} must be a string, got {json.dumps(value, default=str)}")
+        fields.append(value)
+    if reasons:
+        return RowProblem("; ".join(reasons))
+    return tuple(fields)

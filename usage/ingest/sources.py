@@ -1,0 +1,202 @@
+"""Where records come from: CSV and JSON Lines files, and lists of decoded
+JSON records (the HTTP API, seed_demo). Each gives ``Rows``: six text
+fields per record in ``FIELDS`` order, and where a record came from."""
+from __future__ import annotations
+
+import codecs
+import csv
+import hashlib
+import io
+import json
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from decimal import Decimal
+from functools import cached_property
+from operator import methodcaller
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from .records import ERROR_LIST_CAP, FIELDS, ImportRejected, RowProblem, record_fields
+
+if TYPE_CHECKING:
+    from ..models import IngestToken
+
+FORMATS = ("csv", "jsonl")
+EXTENSIONS = {".csv": "csv", ".jsonl": "jsonl", ".ndjson": "jsonl"}
+READ_CHUNK = 1 << 20
+HEADER = ",".join(FIELDS)
+
+
+class Rows:
+    """Six-field rows, and ``position(n)``: where the n-th row (from 1)
+    came from, reported as ``label`` ``position`` ("line 12", "record 3")."""
+
+    def __init__(self, rows: Iterable, position: Callable[[int], int], *, label: str = "line",
+                 error_cap: int | None = ERROR_LIST_CAP, bytes_read: Callable[[], int] = lambda: 0,
+                 error_types: tuple = ()) -> None:
+        self.rows = rows
+        self.position = position
+        self.label = label
+        self.error_cap = error_cap  # None: report every bad row
+        self.bytes_read = bytes_read
+        # Raised by the iterator for one bad row; reading can go on after it
+        # (csv.Error: malformed quoting).
+        self.error_types = error_types
+
+    def __iter__(self) -> Iterator:
+        return iter(self.rows)
+
+
+@dataclass
+class FileScan:
+    sha256: str
+    size: int
+    # No quote and no carriage return: every line is one record whose fields
+    # are split by commas, and the file can be cut at any line end.
+    plain: bool
+
+
+@dataclass
+class FileSource:
+    """A CSV or JSON Lines file. It is read once to hash its bytes (a
+    re-import of the same content is a no-op), then to import it."""
+
+    path: Path
+    format: str
+    origin: str = "file"
+    idempotency_key: str = ""
+    token: IngestToken | None = None
+
+    @property
+    def name(self) -> str:
+        return str(self.path)
+
+    @property
+    def size(self) -> int:
+        return self.scan.size
+
+    @property
+    def sha256(self) -> str:
+        return self.scan.sha256
+
+    @cached_property
+    def scan(self) -> FileScan:
+        digest = hashlib.sha256()
+        size, plain = 0, True
+        with self.path.open("rb") as f:
+            while chunk := f.read(READ_CHUNK):
+                digest.update(chunk)
+                size += len(chunk)
+                plain = plain and b'"' not in chunk and b"\r" not in chunk
+        return FileScan(digest.hexdigest(), size, plain)
+
+    @contextmanager
+    def rows(self) -> Iterator[Rows]:
+        with self.path.open("rb") as raw:
+            if self.format == "jsonl":
+                yield jsonl_rows(raw)
+            else:
+                header = read_header(raw)
+                yield csv_rows(raw, header, plain=self.scan.plain, first_line=2)
+
+
+@dataclass
+class RecordsSource:
+    """Decoded JSON records. Their hash is that of their canonical JSON, so
+    a replay that differs only in key order or spacing is the same request."""
+
+    records: list
+    name: str
+    origin: str = "api"
+    idempotency_key: str = ""
+    token: IngestToken | None = None
+    format: str = "json"
+    size: int = 0
+
+    @cached_property
+    def sha256(self) -> str:
+        text = json.dumps(self.records, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
+        return hashlib.sha256(text.encode()).hexdigest()
+
+    @contextmanager
+    def rows(self) -> Iterator[Rows]:
+        # At most 10,000 records (the API's limit): every bad one is reported.
+        yield Rows(map(record_fields, self.records), lambda n: n - 1, label="record", error_cap=None)
+
+
+def read_header(raw: io.BufferedReader) -> list[str]:
+    """The CSV header (line 1): the six column names in any order."""
+    line = raw.readline()
+    if line.startswith(codecs.BOM_UTF8):
+        line = line[len(codecs.BOM_UTF8):]
+    try:
+        header = next(csv.reader([line.decode("utf-8")]), [])
+    except (UnicodeDecodeError, csv.Error) as exc:
+        raise ImportRejected.single(f"unreadable header: {exc}", 1) from None
+    if not header:
+        raise ImportRejected.single(f"the file is empty; expected the header {HEADER}", 1)
+    if sorted(header) != sorted(FIELDS):
+        raise ImportRejected.single(f"header must name the columns {HEADER}; got {','.join(header)!r}", 1)
+    return header
+
+
+def csv_rows(raw: io.BufferedIOBase, header: list[str], *, plain: bool, first_line: int) -> Rows:
+    """The records of a CSV file after its header; ``first_line`` is the
+    line number of the first. Bytes that are not UTF-8 become lone
+    surrogates, which no valid field contains, so they are reported on
+    their line. A plain file (see FileScan) with the columns in FIELDS
+    order is split by ``str.split``, which gives the csv module's fields
+    for such lines (the last one keeps its line end; quantities ignore
+    surrounding whitespace)."""
+    text = io.TextIOWrapper(raw, encoding="utf-8", errors="surrogateescape", newline="")
+    if plain and tuple(header) == FIELDS:
+        return Rows(map(methodcaller("split", ","), text), lambda n: first_line + n - 1, bytes_read=raw.tell)
+    reader = csv.reader(text, strict=True)
+    rows: Iterable = reader
+    if tuple(header) != FIELDS:
+        order = [header.index(name) for name in FIELDS]
+        rows = map(lambda row: [row[i] for i in order] if len(row) == len(order) else row, reader)
+    return Rows(rows, lambda n: first_line - 1 + reader.line_num, bytes_read=raw.tell, error_types=(csv.Error,))
+
+
+def jsonl_rows(raw: io.BufferedReader) -> Rows:
+    """Rows of a JSON Lines file: one object per line with the CSV's keys."""
+
+    def generate():
+        for number, data in enumerate(raw, start=1):
+            if number == 1 and data.startswith(codecs.BOM_UTF8):
+                data = data[len(codecs.BOM_UTF8):]
+            if not data.strip():
+                yield []
+                continue
+            try:
+                text = data.decode("utf-8")
+            except UnicodeDecodeError:
+                yield RowProblem("not valid UTF-8")
+                continue
+            try:
+                record = json.loads(text.rstrip("\r\n"), parse_float=Decimal, parse_constant=_refuse_constant)
+            except ValueError as exc:
+                yield RowProblem(f"not valid JSON: {exc}")
+                continue
+            yield record_fields(record)
+
+    return Rows(generate(), lambda n: n, bytes_read=raw.tell)
+
+
+def _refuse_constant(name: str):
+    raise ValueError(f"{name} is not a number")
+
+
+def format_for(path: Path, requested: str | None = None) -> str:
+    """The file's format: ``requested``, else from its extension."""
+    if requested:
+        if requested not in FORMATS:
+            raise ValueError(f"unknown format {requested!r}; use one of {', '.join(FORMATS)}")
+        return requested
+    suffix = path.suffix.lower()
+    if suffix not in EXTENSIONS:
+        raise ValueError(f"cannot tell the format of {path.name} from its extension; "
+                         f"use --format {'|'.join(FORMATS)}")
+    return EXTENSIONS[suffix]
