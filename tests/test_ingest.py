@@ -126,15 +126,21 @@ def test_boundary_instants_fall_in_different_periods(catalog, tmp_path):
 
 
 def test_memoised_days_follow_each_instant(catalog, tmp_path):
-    """Instants that share date, hour and minute share a memoised day; the
-    seconds are still validated one by one."""
-    path = write(tmp_path, HEADER + "2026-09-30T15:59:58Z,acme,sg,email,delivered,1\n"
-                                    "2026-09-30T15:59:59Z,acme,sg,email,delivered,1\n"
-                                    "2026-09-30T15:59:60Z,acme,sg,email,delivered,1\n"
-                                    "2026-09-30T15:59:59+00:00,acme,sg,email,delivered,1\n")
-    error = rejected(path)
-    assert error.report() == [
-        "line 4: occurred_at '2026-09-30T15:59:60Z' is neither YYYY-MM-DD nor an ISO 8601 instant with offset"]
+    """Instants of one hour with a whole-hour offset share a memoised day;
+    minutes and seconds are still validated one by one, and other offsets
+    are not memoised by the hour."""
+    rows = ["2026-09-30T15:59:58Z", "2026-09-30T15:00:00Z", "2026-09-30T15:61:00Z", "2026-09-30T15:59:60Z",
+            "2026-09-30T23:30:00+05:30", "2026-09-30T23:00:00+05:30", "2026-09-30T15:30:00.5Z"]
+    path = write(tmp_path, HEADER + "".join(f"{r},acme,sg,email,delivered,1\n" for r in rows))
+    assert rejected(path).report() == [
+        f"line {n}: occurred_at '{rows[n - 2]}' is neither YYYY-MM-DD nor an ISO 8601 instant with offset"
+        for n in (4, 5)]
+    del rows[2:4]
+    import_file(write(tmp_path, HEADER + "".join(f"{r},acme,sg,email,{res},1\n" for r, res in zip(
+        rows, ["delivered", "reject", "not_exist", "junk_mail", "soft_bounce"], strict=True))))
+    assert sorted((r.result, r.day.isoformat()) for r in DailyUsage.objects.all()) == [
+        ("delivered", "2026-09-30"), ("junk_mail", "2026-10-01"), ("not_exist", "2026-10-01"),
+        ("reject", "2026-09-30"), ("soft_bounce", "2026-09-30")]
 
 
 def test_csv_columns_in_any_order(catalog, tmp_path):

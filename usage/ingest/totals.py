@@ -37,11 +37,12 @@ PROGRESS_EVERY = 1 << 16  # rows
 PARALLEL_MIN_BYTES = 16 << 20
 MAX_WORKERS = 4
 
-# ":00" … ":59" at positions 16–18 of an instant: its seconds.
-_SECONDS = frozenset(f":{s:02d}" for s in range(60))
-# ``YYYY-MM-DDTHH:MM:SS``: such an instant's day does not depend on its
-# seconds, so days are memoised by the instant without them.
-_MINUTE_FORM = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}")
+# ":MM:SS" (00–59 each) at positions 13–18 of an instant, and offsets of
+# whole hours: the UTC+8 day of such an instant does not depend on its
+# minutes and seconds, so days are memoised by the instant without them.
+_MINUTES_SECONDS = frozenset(f":{m:02d}:{s:02d}" for m in range(60) for s in range(60))
+_WHOLE_HOUR_OFFSETS = frozenset(["Z"] + [f"{sign}{h:02d}:00" for sign in "+-" for h in range(24)])
+_HOUR_FORM = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}")
 
 # (account code, region, service, result, day) → quantity
 DayTotals = dict[tuple[str, str, str, str, dt.date], Decimal]
@@ -70,7 +71,7 @@ def aggregate_rows(rows, *, catalog: Catalog, flush: Flush, progress: Progress |
     every row if any is bad."""
     errors = ErrorList(rows.label, rows.error_cap)
     totals: DayTotals = {}
-    minute_days: dict[str, dt.date] = {}  # instant without ":SS" → day
+    hour_days: dict[str, dt.date] = {}  # instant without ":MM:SS" → day
     days: dict[str, dt.date] = {}  # any other occurred_at → day
     wholes: dict[str, Decimal] = {}  # quantity text → value: whole numbers
     fractions: dict[str, Decimal] = {}  # … and the others
@@ -83,7 +84,7 @@ def aggregate_rows(rows, *, catalog: Catalog, flush: Flush, progress: Progress |
             if not errors.total:
                 flush(totals)
             totals.clear()
-        for memo in (minute_days, days, wholes, fractions):
+        for memo in (hour_days, days, wholes, fractions):
             if len(memo) >= MEMO_SIZE:
                 memo.clear()
 
@@ -104,10 +105,8 @@ def aggregate_rows(rows, *, catalog: Catalog, flush: Flush, progress: Progress |
                     continue
                 # The memoised path; what is missing is computed by the rules
                 # of Catalog.validate, which also words any failure.
-                if occurred_at[16:19] in _SECONDS:
-                    day = minute_days.get(occurred_at[:16] + occurred_at[19:])
-                else:
-                    day = days.get(occurred_at)
+                by_hour = occurred_at[13:19] in _MINUTES_SECONDS and occurred_at[19:] in _WHOLE_HOUR_OFFSETS
+                day = hour_days.get(occurred_at[:13] + occurred_at[19:]) if by_hour else days.get(occurred_at)
                 value = wholes.get(quantity)
                 if value is None:
                     value = fractions.get(quantity)
@@ -117,8 +116,8 @@ def aggregate_rows(rows, *, catalog: Catalog, flush: Flush, progress: Progress |
                     try:
                         if day is None:
                             day = parse_occurred_at(occurred_at)
-                            if occurred_at[16:19] in _SECONDS and _MINUTE_FORM.match(occurred_at):
-                                minute_days[occurred_at[:16] + occurred_at[19:]] = day
+                            if by_hour and _HOUR_FORM.match(occurred_at):
+                                hour_days[occurred_at[:13] + occurred_at[19:]] = day
                             else:
                                 days[occurred_at] = day
                         if value is None:
