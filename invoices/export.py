@@ -196,22 +196,24 @@ def _pg_text(expr: str) -> str:
     return f"CASE WHEN left({expr}, 1) IN ('=', '+', '-', '@', E'\\t', E'\\r') THEN '''' || {expr} ELSE {expr} END"
 
 
-# SQL twins of ``line_row``'s cells; numeric columns have the scale of the
-# model fields (money 2, unit price 6), so ``::text`` gives the same digits
-# as format_money / format_unit_price; trim_scale (PostgreSQL 13+) drops the
-# trailing zeros as format_quantity does. NULL is an empty unquoted cell.
+# SQL twins of ``line_row``'s cells, rendered by COPY with each type's text
+# output: numeric columns have the scale of the model fields (money 2, unit
+# price 6), so they print the digits format_money / format_unit_price give;
+# trim_scale (PostgreSQL 13+) drops trailing zeros as format_quantity does;
+# NULL is an empty unquoted cell. ``period``, ``status`` and
+# ``adjustment_for`` are held to YYYY-MM / Paid / Overdrawn by CHECK
+# constraints, so only the free-text codes need neutralising.
 _PG_COLUMNS = (
-    _pg_text("a.code"), _pg_text("b.period"), _pg_text("l.service_id"), _pg_text("l.region_id"),
-    "trim_scale(l.usage_quantity)::text", "trim_scale(l.deducted_quantity)::text",
-    "trim_scale(l.billable_quantity)::text", "l.unit_price::text", _pg_text("l.currency"),
-    "l.amount::text", "l.paid::text", "l.balance::text", _pg_text("l.status"),
-    *(f"l.{result}::text" for result in EMAIL_RESULTS),
-    f"NULLIF({_pg_text('l.adjustment_for')}, '')",
+    _pg_text("a.code"), "b.period", _pg_text("l.service_id"), _pg_text("l.region_id"),
+    "trim_scale(l.usage_quantity)", "trim_scale(l.deducted_quantity)", "trim_scale(l.billable_quantity)",
+    "l.unit_price", _pg_text("l.currency"), "l.amount", "l.paid", "l.balance", "l.status",
+    *(f"l.{result}" for result in EMAIL_RESULTS),
+    "NULLIF(l.adjustment_for, '')",
 )
 
 
 def staff_export_sql(*, first: Period, last: Period) -> tuple[str, list[str]]:
-    """The staff export as one SELECT producing the CSV cells as text."""
+    """The staff export as one SELECT whose COPY output is the CSV rows."""
     line, bill, account = BillLine._meta.db_table, Bill._meta.db_table, Account._meta.db_table
     # Only constants are formatted into the statement; the periods are parameters.
     sql = (
