@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from functools import cached_property
 
-from django.db.models import Max, Min, Sum
+from django.db.models import Max, OuterRef, Subquery, Sum
 
 from accounts.models import Account
 from aurora_billing.money import ZERO, ZERO_MONEY
@@ -266,8 +266,15 @@ def console_periods(*, account: Account, now: dt.datetime) -> list[Period]:
     """The periods the console offers, newest first: from the month of the
     account's first usage or bill to the current month."""
     current = Period.current(now)
-    first_day = DailyUsage.objects.filter(account=account).aggregate(first=Min("day"))["first"]
-    first_bill = Bill.objects.filter(account=account).aggregate(first=Min("period"))["first"]
+    first_day, first_bill = (
+        Account.objects.filter(pk=account.pk)
+        .annotate(
+            first_day=Subquery(DailyUsage.objects.filter(account=OuterRef("pk")).order_by("day").values("day")[:1]),
+            first_bill=Subquery(Bill.objects.filter(account=OuterRef("pk")).order_by("period").values("period")[:1]),
+        )
+        .values_list("first_day", "first_bill")
+        .get()
+    )
     candidates = [current]
     if first_day is not None:
         candidates.append(Period.of_day(first_day))

@@ -35,7 +35,7 @@ def billing_summary(request):
         console = billing_console(account=account, period=period, now=now)
     except PeriodError as exc:
         return render(request, "billing/period_error.html", {
-            "title": "No such billing period", "message": str(exc),
+            "title": "No such billing period", "message": str(exc), "requested": text,
             "periods": console_periods(account=account, now=now),
         }, status=400)
     return render(request, "billing/summary.html", {

@@ -1,7 +1,7 @@
 """Server time of the billing console page on PostgreSQL (issue 5).
 
 ``python -m benchmarks console`` (options through ``BENCH_CONSOLE_ARGS``), or
-``python -m benchmarks.bench_console [--accounts N] [--requests R] [--keep]``
+``python -m benchmarks.bench_console [--accounts N] [--requests R] [--keep] [--proposed-index]``
 
 Seeds database ``aurora_bench_console`` (re-created each run unless
 ``--keep`` finds it seeded) with 12 months of usage (2025-12 … 2026-11) for
@@ -30,6 +30,9 @@ import time
 from decimal import Decimal
 
 DB_NAME = "aurora_bench_console"
+# A partial index the month-to-date estimate would use (usage app; not created
+# by migrations): timed with --proposed-index only.
+PROPOSED_INDEX = "bench_usage_unbilled"
 NOW = dt.datetime(2026, 11, 20, 4, 0, tzinfo=dt.UTC)  # 2026-11-20 12:00 UTC+8
 FIRST_DAY = dt.date(2025, 12, 1)
 LARGE = "bench-large"
@@ -216,6 +219,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--accounts", type=int, default=1_000)
     parser.add_argument("--requests", type=int, default=200)
     parser.add_argument("--keep", action="store_true", help="reuse an already seeded database")
+    parser.add_argument("--proposed-index", action="store_true",
+                        help="also time the month-to-date page with a partial index on unbilled usage "
+                             "(created for the run, then dropped)")
     defaults = os.environ.get("BENCH_CONSOLE_ARGS", "").split()
     args = parser.parse_args(argv if argv is not None else defaults)
 
@@ -259,16 +265,32 @@ def main(argv: list[str] | None = None) -> None:
         ]
         table = []
         connection_settings = connections["default"].settings_dict
+
+        def run(name: str, path: str, label: str) -> None:
+            times, queries, size = measure(client, path, args.requests)
+            table.append((name, label, str(args.requests), f"{statistics.median(times):.1f}",
+                          f"{percentile(times, 95):.1f}", f"{max(times):.1f}", str(queries), f"{size // 1024} KiB"))
+
         for conn_age, label in ((60, "persistent"), (0, "new per request")):
             connection_settings["CONN_MAX_AGE"] = conn_age
             connections.close_all()
             for name, path in (pages if conn_age else pages[:1]):
-                times, queries, size = measure(client, path, args.requests)
-                table.append((name, label, str(args.requests), f"{statistics.median(times):.1f}",
-                              f"{percentile(times, 95):.1f}", f"{max(times):.1f}", str(queries),
-                              f"{size // 1024} KiB"))
+                run(name, path, label)
+        if args.proposed_index:
+            connection_settings["CONN_MAX_AGE"] = 60
+            with connections["default"].cursor() as cursor:
+                cursor.execute(f"CREATE INDEX {PROPOSED_INDEX} ON usage_dailyusage (account_id, day) "
+                               "WHERE quantity > billed_quantity")
+                cursor.execute("ANALYZE usage_dailyusage")
+            try:
+                run(pages[0][0] + " + unbilled index", pages[0][1], "persistent")
+            finally:
+                with connections["default"].cursor() as cursor:
+                    cursor.execute(f"DROP INDEX IF EXISTS {PROPOSED_INDEX}")
     finally:
         traveller.stop()
+    load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
+    print(f"{os.cpu_count()} CPUs, load average at the end {load} (shared machine)")
     header = ("page (large account)", "DB connection", "requests", "p50 ms", "p95 ms", "max ms", "queries", "HTML")
     widths = [max(len(str(r[i])) for r in [header, *table]) for i in range(len(header))]
     for r in [header, *table]:
