@@ -26,6 +26,7 @@ import csv
 import datetime as dt
 import io
 from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
 from decimal import Decimal
 
 from django.db import connection
@@ -185,10 +186,17 @@ def staff_export_rows(*, first: Period, last: Period) -> Iterator[list[str]]:
         yield [csv_text(account_code), *line_row(*values)]
 
 
-def staff_export_count(*, first: Period, last: Period) -> tuple[int, int]:
-    """(lines, accounts) the staff export of the range holds."""
-    lines = _staff_lines(first=first, last=last).order_by()
-    return lines.count(), lines.values("bill__account_id").distinct().count()
+def staff_export_accounts(*, first: Period, last: Period) -> int:
+    """How many accounts have a bill from ``first`` to ``last``."""
+    return (Bill.objects.filter(period__gte=str(first), period__lte=str(last))
+            .values("account_id").distinct().count())
+
+
+@dataclass
+class ExportCount:
+    """Filled in by a staff export once it has streamed everything."""
+
+    lines: int = 0
 
 
 def _pg_text(expr: str) -> str:
@@ -225,7 +233,7 @@ def staff_export_sql(*, first: Period, last: Period) -> tuple[str, list[str]]:
     return sql, [str(first), str(last)]
 
 
-def _pg_copy_chunks(*, first: Period, last: Period) -> Iterator[bytes]:
+def _pg_copy_chunks(*, first: Period, last: Period, count: ExportCount) -> Iterator[bytes]:
     sql, params = staff_export_sql(first=first, last=last)
     header = io.StringIO()
     csv.writer(header, lineterminator="\n").writerow(STAFF_CSV_COLUMNS)
@@ -236,11 +244,24 @@ def _pg_copy_chunks(*, first: Period, last: Period) -> Iterator[bytes]:
         with raw.copy(f"COPY ({sql}) TO STDOUT WITH (FORMAT csv)", params) as copy:
             for block in copy:
                 yield bytes(block)
+        count.lines = raw.rowcount
 
 
-def staff_export_csv(*, first: Period, last: Period) -> Iterator[bytes]:
+def _python_chunks(*, first: Period, last: Period, count: ExportCount) -> Iterator[bytes]:
+    def counted():
+        for row in staff_export_rows(first=first, last=last):
+            count.lines += 1
+            yield row
+
+    for chunk in csv_chunks(STAFF_CSV_COLUMNS, counted()):
+        yield chunk.encode()
+
+
+def staff_export_csv(*, first: Period, last: Period, count: ExportCount | None = None) -> Iterator[bytes]:
     """The staff CSV (UTF-8 bytes, in chunks) of every account's settled
-    lines from ``first`` to ``last``, with constant memory."""
+    lines from ``first`` to ``last``, with constant memory. ``count.lines``
+    holds the number of lines once the stream is exhausted."""
+    count = count if count is not None else ExportCount()
     if connection.vendor == "postgresql":
-        return _pg_copy_chunks(first=first, last=last)
-    return (chunk.encode() for chunk in csv_chunks(STAFF_CSV_COLUMNS, staff_export_rows(first=first, last=last)))
+        return _pg_copy_chunks(first=first, last=last, count=count)
+    return _python_chunks(first=first, last=last, count=count)

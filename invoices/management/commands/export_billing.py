@@ -11,7 +11,7 @@ from django.core.management.base import BaseCommand, CommandError
 from django.utils import timezone
 
 from aurora_billing.periods import Period, PeriodError
-from invoices.export import export_periods, staff_export_count, staff_export_csv
+from invoices.export import ExportCount, export_periods, staff_export_accounts, staff_export_csv
 
 
 class _TextOut:
@@ -41,23 +41,24 @@ class Command(BaseCommand):
         except PeriodError as exc:
             raise CommandError(f"--period/--to: {exc}") from None
         first, last = periods[0], periods[-1]
-        lines, accounts = staff_export_count(first=first, last=last)
+        count = ExportCount()
         unsettled = [str(p) for p in periods if not p.is_billable(now)]
         report = self.stderr if not output else self.stdout
         if unsettled:
             report.write(f"note: {', '.join(unsettled)} not settled yet (the export lists settled lines only)")
-        progress = self._progress(lines) if sys.stderr.isatty() else None
+        progress = self._progress if sys.stderr.isatty() else None
         if output:
-            self._to_file(Path(output), first, last, progress)
+            self._to_file(Path(output), first, last, count, progress)
         else:
-            self._copy(_TextOut(self.stdout), first, last, progress)
+            self._copy(_TextOut(self.stdout), first, last, count, progress)
+        accounts = staff_export_accounts(first=first, last=last)
         span = str(first) if first == last else f"{first} to {last}"
-        report.write(f"Exported {lines} lines of {accounts} accounts for {span}"
+        report.write(f"Exported {count.lines} lines of {accounts} accounts for {span}"
                      + (f" to {output}" if output else ""))
 
-    def _copy(self, out, first: Period, last: Period, progress) -> None:
+    def _copy(self, out, first: Period, last: Period, count: ExportCount, progress) -> None:
         done = 0
-        for chunk in staff_export_csv(first=first, last=last):
+        for chunk in staff_export_csv(first=first, last=last, count=count):
             out.write(chunk)
             if progress:
                 done += chunk.count(b"\n")
@@ -65,7 +66,7 @@ class Command(BaseCommand):
         if progress:
             self.stderr.write("")
 
-    def _to_file(self, path: Path, first: Period, last: Period, progress) -> None:
+    def _to_file(self, path: Path, first: Period, last: Period, count: ExportCount, progress) -> None:
         """Written next to ``path`` and renamed: a failed run leaves no partial file."""
         directory = path.parent if str(path.parent) else Path(".")
         if not directory.is_dir():
@@ -73,20 +74,15 @@ class Command(BaseCommand):
         fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=directory)
         try:
             with os.fdopen(fd, "wb") as out:
-                self._copy(out, first, last, progress)
+                self._copy(out, first, last, count, progress)
             os.replace(tmp, path)
         except BaseException:
             Path(tmp).unlink(missing_ok=True)
             raise
 
-    def _progress(self, total: int):
-        step = max(total // 100, 10_000)
-        state = {"next": step}
-
-        def show(done: int) -> None:
-            if done >= state["next"]:
-                state["next"] = done + step
-                self.stderr.write(f"\r{min(done - 1, total):,} / {total:,} lines", ending="")
-                self.stderr.flush()
-
-        return show
+    def _progress(self, done: int) -> None:
+        """``N lines`` on the terminal, about every 50,000 lines."""
+        if done // 50_000 != getattr(self, "_shown", 0):
+            self._shown = done // 50_000
+            self.stderr.write(f"\r{done - 1:,} lines", style_func=str, ending="")
+            self.stderr.flush()
