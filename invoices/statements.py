@@ -74,7 +74,7 @@ def statement_issue(*, bill: Bill, now: dt.datetime) -> Statement:
     stored_name = None
     try:
         with transaction.atomic():
-            bill = Bill.objects.select_for_update().select_related("account").get(pk=bill.pk)
+            bill = Bill.objects.select_for_update(of=("self",)).select_related("account").get(pk=bill.pk)
             existing = Statement.objects.filter(bill=bill).first()
             if existing is not None:
                 return existing
