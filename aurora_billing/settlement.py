@@ -37,7 +37,7 @@ from aurora_billing.periods import Period
 from invoices.calculation import catch_up_period, funds_allocate, settlement_decision
 from invoices.models import Bill
 from invoices.selectors import latest_due_period
-from invoices.services import SettlementError, bills_prepare, bills_write
+from invoices.services import SettlementError, bills_prepare, bills_write, rows_insert
 from payments.models import EntryKind, LedgerEntry
 from usage.models import DailyUsage
 
@@ -103,22 +103,23 @@ def _settle_locked(*, accounts: list[Account], now: dt.datetime,
         for line in lines:
             if line.paid > 0:
                 adjustment = f" (adjustment for {line.adjustment_for})" if line.adjustment_for else ""
-                entries.append(LedgerEntry(
-                    account_id=bill.account_id, kind=EntryKind.SETTLEMENT, amount=-line.paid,
-                    currency=bill.currency, at=now, created_at=now, reference=f"bill:{bill.pk}", line=line,
-                    memo=f"{bill.period} {line.service_id}/{line.region_id}{adjustment}",
-                ))
-        events.append(AuditEvent(
-            at=now, actor_label="system", action="bill.settled", account_id=bill.account_id,
-            object_type=Bill._meta.label, object_id=str(bill.pk),
-            summary=f"{bill.account.code} {bill.period}: {bill.total_amount} {bill.currency}, "
-                    f"funds applied {bill.funds_applied}, {len(lines)} lines",
-            data={"period": bill.period, "total_amount": str(bill.total_amount),
-                  "funds_applied": str(bill.funds_applied), "currency": bill.currency, "lines": len(lines)},
-        ))
+                entries.append({
+                    "account_id": bill.account_id, "kind": EntryKind.SETTLEMENT.value, "amount": -line.paid,
+                    "currency": bill.currency, "at": now, "created_at": now, "reference": f"bill:{bill.pk}",
+                    "line_id": line.id, "memo": f"{bill.period} {line.service_id}/{line.region_id}{adjustment}",
+                    "created_by_id": None,
+                })
+        events.append({
+            "at": now, "actor_id": None, "actor_label": "system", "action": "bill.settled",
+            "account_id": bill.account_id, "object_type": Bill._meta.label, "object_id": str(bill.pk),
+            "summary": f"{bill.account.code} {bill.period}: {bill.total_amount} {bill.currency}, "
+                       f"funds applied {bill.funds_applied}, {len(lines)} lines",
+            "data": {"period": bill.period, "total_amount": str(bill.total_amount),
+                     "funds_applied": str(bill.funds_applied), "currency": bill.currency, "lines": len(lines)},
+        })
         report.settled.append((bill.account.code, bill.period))
-    LedgerEntry.objects.bulk_create(entries, batch_size=2000)
-    AuditEvent.objects.bulk_create(events, batch_size=2000)
+    rows_insert(LedgerEntry, entries)
+    rows_insert(AuditEvent, events)
     more = set(plan.more)
     return report, [bill.account_id for bill, _ in written if bill.account_id in more]
 

@@ -25,9 +25,11 @@ import datetime as dt
 import multiprocessing as mp
 import os
 import random
+import resource
 import sys
 import time
 from decimal import Decimal
+from pathlib import Path
 
 DB_NAME = "aurora_bench_settle"
 PERIOD = "2026-10"
@@ -152,24 +154,60 @@ def reset() -> None:
 
 
 def group_by_seconds() -> tuple[float, int]:
+    """The month's usage summed per (account, region, service) in one SQL
+    statement, every group fetched: the cost of reading the data once.
+    Median of three runs."""
     from django.db import connection
 
     from aurora_billing.periods import Period
 
     period = Period.parse(PERIOD)
-    start = time.perf_counter()
+    timings = []
+    for _ in range(3):
+        start = time.perf_counter()
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT account_id, region_id, service_id, SUM(quantity) FROM usage_dailyusage "
+                "WHERE day >= %s AND day < %s GROUP BY account_id, region_id, service_id",
+                [period.first_day, period.end_day],
+            )
+            groups = len(cursor.fetchall())
+        timings.append(time.perf_counter() - start)
+    return sorted(timings)[1], groups
+
+
+def verify(accounts: int) -> str:
+    """Every account billed once and every usage unit on exactly one line."""
+    from django.db import connection
+
     with connection.cursor() as cursor:
-        cursor.execute(
-            "SELECT account_id, region_id, service_id, SUM(quantity) FROM usage_dailyusage "
-            "WHERE day >= %s AND day < %s GROUP BY account_id, region_id, service_id",
-            [period.first_day, period.end_day],
-        )
-        groups = len(cursor.fetchall())
-    return time.perf_counter() - start, groups
+        cursor.execute("SELECT count(*), count(DISTINCT account_id) FROM invoices_bill")
+        bills, billed_accounts = cursor.fetchone()
+        cursor.execute("SELECT (SELECT sum(quantity) FROM usage_dailyusage), "
+                       "(SELECT sum(usage_quantity) FROM invoices_billline), "
+                       "(SELECT count(*) FROM usage_dailyusage WHERE billed_quantity <> quantity)")
+        used, billed, unbilled_rows = cursor.fetchone()
+    ok = bills == billed_accounts == accounts and used == billed and unbilled_rows == 0
+    return "ok" if ok else f"FAILED: {bills} bills, usage {used} vs lines {billed}, {unbilled_rows} rows unbilled"
+
+
+def _backend_cpu_seconds(connection) -> float:
+    """CPU seconds used so far by this connection's PostgreSQL backend
+    (readable when the server runs on this machine; 0.0 otherwise)."""
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_backend_pid()")
+            pid = cursor.fetchone()[0]
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, IndexError, ValueError):
+        return 0.0
 
 
 def _worker(url: str, queue, ready, go, results) -> None:
     _setup_django(url)
+    from django.db import close_old_connections, connection
+
     from aurora_billing.periods import Period
     from aurora_billing.settlement import accounts_settle
 
@@ -178,6 +216,8 @@ def _worker(url: str, queue, ready, go, results) -> None:
     ready.release()
     go.wait()
     settled = errors = 0
+    backend_cpu = 0.0
+    start = resource.getrusage(resource.RUSAGE_SELF)
     while True:
         batch = queue.get()
         if batch is None:
@@ -185,10 +225,14 @@ def _worker(url: str, queue, ready, go, results) -> None:
         report = accounts_settle(account_ids=batch, now=now)
         settled += len(report.settled)
         errors += len(report.errors)
-    results.put((settled, errors))
+        backend_cpu += _backend_cpu_seconds(connection)
+        close_old_connections()  # as a Celery worker does after each task (CONN_MAX_AGE=0)
+    end = resource.getrusage(resource.RUSAGE_SELF)
+    own_cpu = (end.ru_utime - start.ru_utime) + (end.ru_stime - start.ru_stime)
+    results.put((settled, errors, own_cpu, backend_cpu))
 
 
-def settle_seconds(url: str, *, workers: int, batch: int) -> tuple[float, int, int]:
+def settle_seconds(url: str, *, workers: int, batch: int) -> tuple[float, int, int, float, float]:
     """Settle every due account with ``workers`` processes pulling batches."""
     from aurora_billing.periods import Period
     from aurora_billing.settlement import accounts_due
@@ -209,14 +253,14 @@ def settle_seconds(url: str, *, workers: int, batch: int) -> tuple[float, int, i
     for _ in procs:
         queue.put(None)
     settled = errors = 0
+    worker_cpu = backend_cpu = 0.0
     for _ in procs:
-        s, e = results.get()
-        settled += s
-        errors += e
+        s, e, own, backend = results.get()
+        settled, errors, worker_cpu, backend_cpu = settled + s, errors + e, worker_cpu + own, backend_cpu + backend
     elapsed = time.perf_counter() - start
     for p in procs:
         p.join()
-    return elapsed, settled, errors
+    return elapsed, settled, errors, worker_cpu, backend_cpu
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -251,16 +295,19 @@ def main(argv: list[str] | None = None) -> None:
     rows = rows or DailyUsage.objects.count()
     gb_s, groups = group_by_seconds()
 
-    table = [("GROUP BY (read once)", f"{gb_s:.2f}", "", f"{groups} groups", "1.0")]
+    table = [("GROUP BY (read once)", f"{gb_s:.2f}", "", f"{groups} groups", "1", "", "", "", "")]
     for workers in [int(w) for w in args.workers.split(",")]:
         reset()
         connections.close_all()
-        secs, settled, errors = settle_seconds(url, workers=workers, batch=args.batch)
+        load = os.getloadavg()[0]
+        secs, settled, errors, worker_cpu, backend_cpu = settle_seconds(url, workers=workers, batch=args.batch)
         table.append((f"settle, {workers} worker(s)", f"{secs:.2f}", f"{settled / secs:.0f}",
-                      f"{settled} bills, {errors} errors", f"{secs / gb_s:.0f}"))
+                      f"{settled} bills, {errors} errors", f"{secs / gb_s:.0f}", f"{worker_cpu:.1f}",
+                      f"{backend_cpu:.1f}", f"{load:.1f}", verify(args.accounts)))
     print(f"accounts={args.accounts} regions={len(REGIONS)} usage rows={rows} batch={args.batch} "
           f"(seed {seed_s:.0f} s)")
-    header = ("run", "seconds", "accounts/s", "result", "× GROUP BY")
+    header = ("run", "seconds", "accounts/s", "result", "× GROUP BY", "worker CPU s", "PostgreSQL CPU s",
+              "load before", "check")
     widths = [max(len(str(r[i])) for r in [header, *table]) for i in range(len(header))]
     for r in [header, *table]:
         print("  ".join(str(c).ljust(w) for c, w in zip(r, widths, strict=True)))

@@ -23,7 +23,6 @@ from collections import defaultdict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import NamedTuple
 
 from aurora_billing.money import (
     FREE_GB_PER_EMAIL,
@@ -69,12 +68,6 @@ class PackState:
         return (self.valid_until, self.valid_from, self.reference)
 
 
-class LineKey(NamedTuple):
-    period: Period  # original period of the usage
-    service: str
-    region: str
-
-
 @dataclass
 class LineDraft:
     service: str
@@ -103,6 +96,11 @@ class Calculation:
 
 PriceFn = Callable[[str, str, Period], Decimal | None]
 
+# A line's key inside lines_compute: ((year, month) of the original period,
+# service, region). Plain tuples hash fast, and settlement computes the lines
+# of every account of a month.
+_Key = tuple[tuple[int, int], str, str]
+
 # Largest values the bill line columns hold (Decimal(14, 2), Decimal(20, 6)).
 MAX_AMOUNT = Decimal(10) ** (MONEY_DIGITS - MONEY_PLACES) - Decimal("0.01")
 MAX_QUANTITY = Decimal(10) ** (QUANTITY_DIGITS - QUANTITY_PLACES) - Decimal("0.000001")
@@ -110,6 +108,11 @@ MAX_QUANTITY = Decimal(10) ** (QUANTITY_DIGITS - QUANTITY_PLACES) - Decimal("0.0
 
 def _whole(value: Decimal) -> int:
     return int(value)
+
+
+def usage_periods(rows: Iterable[UsageRow]) -> set[Period]:
+    """The periods the usage rows fall in."""
+    return {Period(*ym) for ym in {(r.day.year, r.day.month) for r in rows}}
 
 
 def lines_compute(
@@ -132,37 +135,42 @@ def lines_compute(
     covered, so late traffic gets exactly the allowance left.
     """
     prior_data_flow = prior_data_flow or {}
-    quantities: dict[LineKey, Decimal] = defaultdict(lambda: ZERO)
-    results: dict[LineKey, dict[str, int]] = {}
+    period_ym = (period.year, period.month)
+    periods: dict[tuple[int, int], Period] = {period_ym: period}
+    quantities: dict[_Key, Decimal] = defaultdict(lambda: ZERO)
+    results: dict[_Key, dict[str, int]] = {}
     emails_by_day: dict[tuple[str, dt.date], int] = defaultdict(int)  # (region, day) → emails
-    emails_in: dict[tuple[Period, str], Decimal] = defaultdict(lambda: ZERO)  # (period, region)
+    emails_in: dict[tuple[tuple[int, int], str], Decimal] = defaultdict(lambda: ZERO)  # (period, region)
 
-    periods: dict[tuple[int, int], Period] = {}
     for row in usage:
         if row.quantity <= 0:
             continue
-        row_period = periods.get((row.day.year, row.day.month))
-        if row_period is None:
-            row_period = periods[(row.day.year, row.day.month)] = Period.of_day(row.day)
-        if row_period > period:
-            raise ValueError(f"usage of {row.day} is after period {period}")
-        key = LineKey(row_period, row.service, row.region)
+        day = row.day
+        ym = (day.year, day.month)
+        if ym > period_ym:
+            raise ValueError(f"usage of {day} is after period {period}")
+        if ym not in periods:
+            periods[ym] = Period(*ym)
+        key = (ym, row.service, row.region)
         quantities[key] += row.quantity
         if row.service == "email":
-            per_result = results.setdefault(key, dict.fromkeys(EMAIL_RESULTS, 0))
-            per_result[row.result] += _whole(row.quantity)
-            emails_by_day[(row.region, row.day)] += _whole(row.quantity)
-            emails_in[(row_period, row.region)] += row.quantity
+            per_result = results.get(key)
+            if per_result is None:
+                per_result = results[key] = dict.fromkeys(EMAIL_RESULTS, 0)
+            emails = _whole(row.quantity)
+            per_result[row.result] += emails
+            emails_by_day[(row.region, day)] += emails
+            emails_in[(ym, row.region)] += row.quantity
 
     # Email packs: day by day in date order, packs ordered by valid_until,
     # valid_from, reference; an exhausted pack is skipped (§4).
     packs_by_region: dict[str, list[PackState]] = defaultdict(list)
     for pack in sorted(packs, key=PackState.sort_key):
         packs_by_region[pack.region].append(pack)
-    deducted: dict[LineKey, Decimal] = defaultdict(lambda: ZERO)
-    deductions: dict[LineKey, list[tuple[int, dt.date, int]]] = defaultdict(list)
+    deducted: dict[_Key, Decimal] = defaultdict(lambda: ZERO)
+    deductions: dict[_Key, list[tuple[int, dt.date, int]]] = defaultdict(list)
     for (region, day), emails in sorted(emails_by_day.items(), key=lambda kv: (kv[0][1], kv[0][0])):
-        key = LineKey(periods[(day.year, day.month)], "email", region)
+        key = ((day.year, day.month), "email", region)
         need = emails
         for pack in packs_by_region.get(region, ()):
             if need == 0:
@@ -179,22 +187,24 @@ def lines_compute(
     # period; deducted = min(traffic, allowance) over the whole period, less
     # what earlier lines of that period already deducted.
     for key, traffic in quantities.items():
-        if key.service != "data_flow":
+        ym, service, region = key
+        if service != "data_flow":
             continue
-        prior_traffic, prior_emails, prior_free = prior_data_flow.get((key.period, key.region), (ZERO, ZERO, ZERO))
-        allowance = FREE_GB_PER_EMAIL * (prior_emails + emails_in[(key.period, key.region)])
+        prior_traffic, prior_emails, prior_free = prior_data_flow.get((periods[ym], region), (ZERO, ZERO, ZERO))
+        allowance = FREE_GB_PER_EMAIL * (prior_emails + emails_in[(ym, region)])
         total_free = min(prior_traffic + traffic, allowance)
         deducted[key] = max(ZERO, min(traffic, total_free - prior_free))
 
     lines: list[LineDraft] = []
     errors: list[str] = []
-    for key in sorted(quantities, key=lambda k: (k.period != period, k.period,
-                                                  CATALOG_ORDER.index(k.service), k.region)):
-        unit_price = price_for(key.service, key.region, key.period)
+    for key in sorted(quantities, key=lambda k: (k[0] != period_ym, k[0], CATALOG_ORDER.index(k[1]), k[2])):
+        ym, service, region = key
+        original = periods[ym]
+        unit_price = price_for(service, region, original)
         if unit_price is None:
             errors.append(
-                f"no {currency} price for {key.service} in region {key.region} "
-                f"in effect on {key.period.first_day.isoformat()}"
+                f"no {currency} price for {service} in region {region} "
+                f"in effect on {original.first_day.isoformat()}"
             )
             continue
         usage_quantity = quantities[key]
@@ -202,14 +212,14 @@ def lines_compute(
         billable = usage_quantity - deducted_quantity
         amount = round_money(billable * unit_price)
         if usage_quantity > MAX_QUANTITY or amount > MAX_AMOUNT:
-            errors.append(f"{key.service} in region {key.region}: usage {usage_quantity} at {unit_price} "
+            errors.append(f"{service} in region {region}: usage {usage_quantity} at {unit_price} "
                           f"exceeds what a bill line holds")
             continue
         lines.append(
             LineDraft(
-                service=key.service,
-                region=key.region,
-                adjustment_for="" if key.period == period else str(key.period),
+                service=service,
+                region=region,
+                adjustment_for="" if ym == period_ym else str(original),
                 usage_quantity=usage_quantity,
                 deducted_quantity=deducted_quantity,
                 billable_quantity=billable,

@@ -29,6 +29,7 @@ from .calculation import (
     catch_up_period,
     lines_compute,
     settlement_decision,
+    usage_periods,
 )
 from .models import Bill, BillLine
 
@@ -158,12 +159,12 @@ def billing_estimate(*, account: Account, period: Period) -> Calculation:
     billed = billed_periods(account=account)
     packs = copy.deepcopy(packs_state(account=account))
     price_for = price_lookup(currency=account.currency)
-    late = {Period.of_day(r.day) for r in rows if str(Period.of_day(r.day)) in billed}
+    late = {p for p in usage_periods(rows) if str(p) in billed}
     prior = prior_data_flow(account=account, periods=late)
     while True:
-        usage_periods = {Period.of_day(r.day) for r in rows}
-        settling = catch_up_period(latest=period, usage_periods=usage_periods, billed=billed)
-        decision = settlement_decision(period=settling, usage_periods={p for p in usage_periods if p <= settling},
+        periods = usage_periods(rows)
+        settling = catch_up_period(latest=period, usage_periods=periods, billed=billed)
+        decision = settlement_decision(period=settling, usage_periods={p for p in periods if p <= settling},
                                        billed=billed)
         chunk = [r for r in rows if r.day < settling.end_day] if decision.action == "settle" else []
         result = lines_compute(period=settling, usage=chunk, packs=packs, price_for=price_for,
