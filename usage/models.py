@@ -135,9 +135,12 @@ class DailyUsage(models.Model):
     after settlement (late usage, §5) is ``quantity - billed_quantity`` and
     is billed exactly once."""
 
-    account = models.ForeignKey(Account, on_delete=models.PROTECT, related_name="daily_usage")
-    region = models.ForeignKey(Region, on_delete=models.PROTECT, related_name="+")
-    service = models.ForeignKey(ServiceItem, on_delete=models.PROTECT, related_name="+")
+    # No single-column indexes: the unique key and usage_account_day lead
+    # with the account, and region and service alone select nothing useful.
+    # Each index costs every import (usage/services.py; docs/ingestion.md).
+    account = models.ForeignKey(Account, on_delete=models.PROTECT, related_name="daily_usage", db_index=False)
+    region = models.ForeignKey(Region, on_delete=models.PROTECT, related_name="+", db_index=False)
+    service = models.ForeignKey(ServiceItem, on_delete=models.PROTECT, related_name="+", db_index=False)
     # '' for every service item but email (an empty string, not NULL, so the
     # unique key holds on every database)
     result = models.CharField(max_length=16, blank=True, default="", choices=EmailResult.choices)

@@ -7,19 +7,19 @@
    any bad record rejects the whole source and nothing is stored;
 2. write the import log: a UsageImport row, then one UsageImportLine per
    daily key with the quantity this import brings;
-3. mark lines late whose (account, period) is already settled;
-4. add the lines' quantities to DailyUsage.quantity (never to
+3. add the lines' quantities to DailyUsage.quantity (never to
    ``billed_quantity``: what settlement has not covered is billed by the
-   next settlement, exactly once).
+   next settlement, exactly once);
+4. mark lines late whose (account, period) is already settled.
 
 On PostgreSQL (method ``copy``) the day totals travel by COPY into a
-temporary staging table; the log lines and the DailyUsage upsert are each
-one set-based statement. Elsewhere (method ``simple``, SQLite) the totals
+temporary staging table; one set-based statement then writes the log
+lines and upserts DailyUsage from them. Elsewhere (method ``simple``, SQLite) the totals
 are kept in memory and written through the ORM. Both give the same rows
 (tests/test_ingest_postgres.py runs both against each other).
 
 Concurrency: the accounts an import touches are locked (``FOR NO KEY
-UPDATE``, in id order) from step 3 to commit. Settlement locks the account
+UPDATE``, in id order) from step 2 to commit. Settlement locks the account
 row ``FOR UPDATE`` first, so an import and a settlement of the same account
 never interleave: the late marking is exact, and neither can deadlock on
 the other's daily rows. Two imports of one account serialise on the lock
@@ -66,13 +66,12 @@ def default_method() -> str:
     return "copy" if connection.vendor == "postgresql" else "simple"
 
 
-def usage_import(*, source: FileSource | RecordsSource, now, progress=None, method: str | None = None,
-                 workers: int | None = None) -> ImportOutcome:
+def usage_import(*, source: FileSource | RecordsSource, now, progress=None, method: str | None = None
+                 ) -> ImportOutcome:
     """Import every record of ``source`` or none (ImportRejected lists the
     bad ones). A file whose content was imported before, or a source with
     an Idempotency-Key used before, is not imported again. ``method``:
-    "copy" or "simple" (default: by database); ``workers``: processes
-    reading a large CSV file (default: one per CPU)."""
+    "copy" or "simple" (default: by database)."""
     fingerprint = source.sha256
     previous = _previous_import(source, fingerprint)
     if previous is not None:
@@ -81,7 +80,7 @@ def usage_import(*, source: FileSource | RecordsSource, now, progress=None, meth
     catalog = Catalog.load()
     try:
         with transaction.atomic(), (CopyLoader if method == "copy" else MemoryLoader)(catalog) as loader:
-            records = aggregate(source, catalog=catalog, flush=loader.add, progress=progress, workers=workers)
+            records = aggregate(source, catalog=catalog, flush=loader.add, progress=progress)
             batch = UsageImport(
                 origin=source.origin, name=source.name[:500], format=source.format, content_sha256=fingerprint,
                 idempotency_key=source.idempotency_key, token=source.token, method=method, records=records,
@@ -92,10 +91,9 @@ def usage_import(*, source: FileSource | RecordsSource, now, progress=None, meth
                     batch.save()
             except IntegrityError:
                 raise _AlreadyImported from None  # a concurrent import of the same content or key won
-            loader.save_lines(batch)
-            _lock_accounts(batch)
+            _lock_accounts(loader.account_ids)
+            batch.daily_rows = loader.write(batch, now)
             batch.late_rows = _lines_mark_late(batch)
-            batch.daily_rows = loader.apply(batch, now)
             if source.origin == ImportOrigin.API:
                 batch.response = json.dumps(import_answer(batch))
             batch.save(update_fields=["daily_rows", "late_rows", "response"])
@@ -118,17 +116,17 @@ def _previous_import(source, fingerprint: str) -> UsageImport | None:
     return None
 
 
-def _lock_accounts(batch: UsageImport) -> None:
-    """Lock the accounts ``batch`` adds usage to, in id order."""
-    account_ids = UsageImportLine.objects.filter(usage_import=batch).order_by().values("account_id").distinct()
-    list(Account.objects.select_for_update(no_key=True).filter(pk__in=account_ids)
+def _lock_accounts(account_ids: set[int]) -> None:
+    """Lock the accounts an import adds usage to, in id order."""
+    list(Account.objects.select_for_update(no_key=True).filter(pk__in=sorted(account_ids))
          .order_by("pk").values_list("pk", flat=True))
 
 
 def _lines_mark_late(batch: UsageImport) -> int:
     """Mark the lines whose (account, period) already has billed usage, i.e.
     a settled period: their quantity is late usage (billing-rules §5).
-    Returns how many lines are late."""
+    Returns how many lines are late. (The import's own rows have nothing
+    billed, so this reads the same before or after they are written.)"""
     lines = UsageImportLine.objects.filter(usage_import=batch).order_by()
     months = set(lines.annotate(month=TruncMonth("day")).values_list("account_id", "month").distinct())
     if not months:
@@ -149,11 +147,12 @@ def _lines_mark_late(batch: UsageImport) -> int:
 
 
 class CopyLoader:
-    """PostgreSQL: day totals COPYed into a temporary staging table, then
-    set-based statements."""
+    """PostgreSQL: day totals COPYed into a temporary staging table; then
+    one statement writes the import's lines and adds them to DailyUsage."""
 
     def __init__(self, catalog: Catalog) -> None:
         self.catalog = catalog
+        self.account_ids: set[int] = set()
 
     def __enter__(self) -> CopyLoader:
         self.cursor = connection.cursor()
@@ -170,33 +169,34 @@ class CopyLoader:
         accounts = self.catalog.accounts
         with self.cursor.copy("COPY usage_import_staging FROM STDIN") as copy:
             for (account, region, service, result, day), quantity in totals.items():
-                copy.write_row((accounts[account], region, service, result, day, quantity))
+                account_id = accounts[account]
+                self.account_ids.add(account_id)
+                copy.write_row((account_id, region, service, result, day, quantity))
 
-    def save_lines(self, batch: UsageImport) -> None:
+    def write(self, batch: UsageImport, now) -> int:
+        """The staged totals, summed per daily key, become the import's
+        lines and are added to DailyUsage: one INSERT … ON CONFLICT, in key
+        order, so that concurrent imports lock rows in the same order.
+        Returns the number of daily rows."""
         self.cursor.execute(
-            """INSERT INTO usage_usageimportline
-                (usage_import_id, account_id, region_id, service_id, result, day, quantity, late)
-            SELECT %s, account_id, region_id, service_id, result, day, sum(quantity), false
-            FROM usage_import_staging
-            GROUP BY account_id, region_id, service_id, result, day""",
-            [batch.pk],
-        )
-        self.cursor.execute("DROP TABLE usage_import_staging")
-
-    def apply(self, batch: UsageImport, now) -> int:
-        """Add the import's lines to DailyUsage: one INSERT … ON CONFLICT,
-        in key order so that concurrent imports lock rows in the same order."""
-        self.cursor.execute(
-            """INSERT INTO usage_dailyusage
+            """WITH lines AS (
+                INSERT INTO usage_usageimportline
+                    (usage_import_id, account_id, region_id, service_id, result, day, quantity, late)
+                SELECT %s, account_id, region_id, service_id, result, day, sum(quantity), false
+                FROM usage_import_staging
+                GROUP BY account_id, region_id, service_id, result, day
+                RETURNING account_id, region_id, service_id, result, day, quantity)
+            INSERT INTO usage_dailyusage
                 (account_id, region_id, service_id, result, day, quantity, billed_quantity, updated_at)
-            SELECT account_id, region_id, service_id, result, day, quantity, 0, %s
-            FROM usage_usageimportline WHERE usage_import_id = %s
+            SELECT account_id, region_id, service_id, result, day, quantity, 0, %s FROM lines
             ORDER BY account_id, region_id, service_id, result, day
             ON CONFLICT (account_id, region_id, service_id, result, day) DO UPDATE
             SET quantity = usage_dailyusage.quantity + EXCLUDED.quantity, updated_at = EXCLUDED.updated_at""",
-            [now, batch.pk],
+            [batch.pk, now],
         )
-        return self.cursor.rowcount
+        rows = self.cursor.rowcount
+        self.cursor.execute("DROP TABLE usage_import_staging")
+        return rows
 
 
 class MemoryLoader:
@@ -208,6 +208,7 @@ class MemoryLoader:
     def __init__(self, catalog: Catalog) -> None:
         self.catalog = catalog
         self.totals: DayTotals = {}
+        self.account_ids: set[int] = set()
 
     def __enter__(self) -> MemoryLoader:
         return self
@@ -218,8 +219,11 @@ class MemoryLoader:
     def add(self, totals: DayTotals) -> None:
         for key, quantity in totals.items():
             self.totals[key] = self.totals.get(key, 0) + quantity
+            self.account_ids.add(self.catalog.accounts[key[0]])
 
-    def save_lines(self, batch: UsageImport) -> None:
+    def write(self, batch: UsageImport, now) -> int:
+        """The import's lines, then each added to its DailyUsage row.
+        Returns the number of daily rows."""
         accounts = self.catalog.accounts
         lines = []
         for (account, region, service, result, day), quantity in self.totals.items():
@@ -228,34 +232,30 @@ class MemoryLoader:
             lines.append(UsageImportLine(usage_import=batch, account_id=accounts[account], region_id=region,
                                          service_id=service, result=result, day=day, quantity=quantity))
         UsageImportLine.objects.bulk_create(lines, batch_size=1000)
-
-    def apply(self, batch: UsageImport, now) -> int:
-        lines = (UsageImportLine.objects.filter(usage_import=batch).order_by("account_id", "day")
-                 .values_list("account_id", "region_id", "service_id", "result", "day", "quantity"))
-        count = 0
-        for account_id, group in groupby(lines.iterator(chunk_size=2000), key=lambda line: line[0]):
+        lines.sort(key=lambda line: (line.account_id, line.day))
+        for account_id, group in groupby(lines, key=lambda line: line.account_id):
             group = list(group)
             existing = {
                 (row.region_id, row.service_id, row.result, row.day): row
                 for row in DailyUsage.objects.select_for_update().filter(
-                    account_id=account_id, day__in={line[4] for line in group})
+                    account_id=account_id, day__in={line.day for line in group})
             }
             changed, created = [], []
-            for _, region, service, result, day, quantity in group:
-                row = existing.get((region, service, result, day))
+            for line in group:
+                row = existing.get((line.region_id, line.service_id, line.result, line.day))
                 if row is None:
-                    created.append(DailyUsage(account_id=account_id, region_id=region, service_id=service,
-                                              result=result, day=day, quantity=quantity))
+                    created.append(DailyUsage(account_id=account_id, region_id=line.region_id,
+                                              service_id=line.service_id, result=line.result, day=line.day,
+                                              quantity=line.quantity))
                     continue
-                row.quantity += quantity
+                row.quantity += line.quantity
                 if row.quantity > MAX_QUANTITY:
                     raise ImportRejected.single(TOO_LARGE)
                 row.updated_at = now
                 changed.append(row)
             DailyUsage.objects.bulk_update(changed, ["quantity", "updated_at"], batch_size=1000)
             DailyUsage.objects.bulk_create(created, batch_size=1000)
-            count += len(group)
-        return count
+        return len(lines)
 
 
 def import_answer(batch: UsageImport) -> dict:

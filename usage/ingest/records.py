@@ -30,6 +30,8 @@ MEMO_SIZE = 200_000
 MAX_QUANTITY = Decimal(10) ** (QUANTITY_DIGITS - QUANTITY_PLACES) - Decimal(10) ** -QUANTITY_PLACES
 # What undecodable bytes become when a file is read with surrogateescape.
 _SURROGATE = re.compile("[\udc80-\udcff]")
+# No valid field holds one; a record's fields are joined into one line.
+SEPARATOR = re.compile("[,\r\n]")
 
 
 class RecordError(NamedTuple):
@@ -88,14 +90,16 @@ class ErrorList:
 
 
 class RowProblem:
-    """Stands in for a row that could not even be split into fields (bad
-    JSON, a non-object). It does not unpack, so the hot loop reports
-    ``reason`` through its one slow branch."""
+    """Stands in for a record that is not one line of six plain fields: a
+    bad JSON line, a non-object, a field holding a separator. It has no
+    ``partition``, so the hot loop reports it through its one slow branch,
+    with ``reason``, or else the reasons of ``row``."""
 
-    __slots__ = ("reason",)
+    __slots__ = ("reason", "row")
 
-    def __init__(self, reason: str) -> None:
+    def __init__(self, reason: str = "", row=None) -> None:
         self.reason = reason
+        self.row = row
 
 
 class InvalidRecord(ValueError):
@@ -104,25 +108,36 @@ class InvalidRecord(ValueError):
         super().__init__("; ".join(reasons))
 
 
+class Kind(NamedTuple):
+    """A valid combination of codes."""
+
+    account: str
+    region: str
+    service: str
+    result: str
+    whole: bool  # quantities must be whole numbers
+
+
 class Catalog:
     """The codes a record may use, read once per import."""
 
     def __init__(self, accounts: dict[str, int], regions: set[str]) -> None:
         self.accounts = accounts  # code → id
         self.regions = regions
-        # (account, region, service, result) combinations found valid
-        self.valid_kinds: set[tuple[str, str, str, str]] = set()
+        # "account,region,service,result" → Kind, for the combinations found valid
+        self.kinds: dict[str, Kind] = {}
 
     @classmethod
     def load(cls) -> Catalog:
         return cls(dict(Account.objects.values_list("code", "id")),
                    set(Region.objects.values_list("code", flat=True)))
 
-    def check_kind(self, account: str, region: str, service: str, result: str) -> None:
-        """InvalidRecord with every problem of the code combination."""
-        key = (account, region, service, result)
-        if key in self.valid_kinds:
-            return
+    def kind(self, account: str, region: str, service: str, result: str) -> Kind:
+        """The combination's Kind; InvalidRecord with every problem."""
+        text = f"{account},{region},{service},{result}"
+        found = self.kinds.get(text)
+        if found is not None:
+            return found
         reasons = []
         if account not in self.accounts:
             reasons.append(f"unknown account {account!r}" if account else "account is empty")
@@ -140,18 +155,23 @@ class Catalog:
             reasons.append(f"{service} takes no result, got {result!r}")
         if reasons:
             raise InvalidRecord(reasons)
-        if len(self.valid_kinds) >= MEMO_SIZE:
-            self.valid_kinds.clear()
-        self.valid_kinds.add(key)
+        if len(self.kinds) >= MEMO_SIZE:
+            self.kinds.clear()
+        kind = self.kinds[text] = Kind(account, region, service, result, service in WHOLE_QUANTITY_SERVICES)
+        return kind
 
     def validate(self, occurred_at: str, account: str, region: str, service: str, result: str,
-                 quantity: str) -> tuple[dt.date, Decimal]:
-        """Every rule for one record: its day and quantity, or InvalidRecord
-        listing all its problems."""
+                 quantity: str) -> tuple[Kind, dt.date, Decimal]:
+        """Every rule for one record: its Kind, day and quantity, or
+        InvalidRecord listing all its problems."""
+        fields = (occurred_at, account, region, service, result, quantity)
+        separated = [name for name, value in zip(FIELDS, fields, strict=True) if SEPARATOR.search(value)]
+        if separated:
+            raise InvalidRecord([f"{name} holds a comma or a line break" for name in separated])
         reasons: list[str] = []
-        day = value = None
+        kind = day = value = None
         try:
-            self.check_kind(account, region, service, result)
+            kind = self.kind(account, region, service, result)
         except InvalidRecord as exc:
             reasons += exc.reasons
         try:
@@ -164,15 +184,19 @@ class Catalog:
             reasons.append(str(exc))
         if reasons:
             raise InvalidRecord(reasons)
-        return day, value
+        return kind, day, value
 
     def reason(self, row) -> str:
-        """Every problem of a row that failed, in one line."""
+        """Every problem of a record that failed, in one line: ``row`` is a
+        RowProblem, a list of fields, or a line."""
         if isinstance(row, RowProblem):
-            return row.reason
+            if row.reason:
+                return row.reason
+            row = row.row
+        if isinstance(row, str):
+            row = row.removesuffix("\n").split(",")
         if len(row) != len(FIELDS):
             return f"expected {len(FIELDS)} fields, got {len(row)}"
-        row = (*row[:-1], row[-1].rstrip("\n"))  # a plain CSV line's last field keeps its line end
         if _SURROGATE.search("".join(row)):
             return "not valid UTF-8"
         try:

@@ -1,6 +1,6 @@
 """Where records come from: CSV and JSON Lines files, and lists of decoded
-JSON records (the HTTP API, seed_demo). Each gives ``Rows``: six text
-fields per record in ``FIELDS`` order, and where a record came from."""
+JSON records (the HTTP API, seed_demo). Each gives ``Lines``: one line of
+six comma-separated fields per record, and where a record came from."""
 from __future__ import annotations
 
 import codecs
@@ -13,11 +13,10 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from decimal import Decimal
 from functools import cached_property
-from operator import methodcaller
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from .records import ERROR_LIST_CAP, FIELDS, ImportRejected, RowProblem, record_fields
+from .records import ERROR_LIST_CAP, FIELDS, SEPARATOR, ImportRejected, RowProblem, record_fields
 
 if TYPE_CHECKING:
     from ..models import IngestToken
@@ -28,24 +27,35 @@ READ_CHUNK = 1 << 20
 HEADER = ",".join(FIELDS)
 
 
-class Rows:
-    """Six-field rows, and ``position(n)``: where the n-th row (from 1)
-    came from, reported as ``label`` ``position`` ("line 12", "record 3")."""
+class Lines:
+    """Records as lines ``occurred_at,account,region,service,result,quantity``
+    (the last field may keep the line end; a blank line is skipped), or
+    RowProblem for a record that cannot be one; and ``position(n)``: where
+    the n-th (from 1) came from, reported as ``label`` ``position``
+    ("line 12", "record 3")."""
 
-    def __init__(self, rows: Iterable, position: Callable[[int], int], *, label: str = "line",
-                 error_cap: int | None = ERROR_LIST_CAP, bytes_read: Callable[[], int] = lambda: 0,
-                 error_types: tuple = ()) -> None:
-        self.rows = rows
+    def __init__(self, lines: Iterable, position: Callable[[int], int], *, label: str = "line",
+                 error_cap: int | None = ERROR_LIST_CAP, bytes_read: Callable[[], int] = lambda: 0) -> None:
+        self.lines = lines
         self.position = position
         self.label = label
-        self.error_cap = error_cap  # None: report every bad row
+        self.error_cap = error_cap  # None: report every bad record
         self.bytes_read = bytes_read
-        # Raised by the iterator for one bad row; reading can go on after it
-        # (csv.Error: malformed quoting).
-        self.error_types = error_types
 
     def __iter__(self) -> Iterator:
-        return iter(self.rows)
+        return iter(self.lines)
+
+
+def as_lines(rows: Iterable) -> Iterator:
+    """Field lists (or RowProblems) as lines; fields that would not survive
+    the joining (a separator inside, a wrong count) give a RowProblem."""
+    for row in rows:
+        if row == []:
+            yield "\n"  # a blank line
+        elif isinstance(row, RowProblem) or len(row) != len(FIELDS) or SEPARATOR.search("".join(row)):
+            yield row if isinstance(row, RowProblem) else RowProblem(row=row)
+        else:
+            yield ",".join(row)
 
 
 @dataclass
@@ -92,13 +102,13 @@ class FileSource:
         return FileScan(digest.hexdigest(), size, plain)
 
     @contextmanager
-    def rows(self) -> Iterator[Rows]:
+    def lines(self) -> Iterator[Lines]:
         with self.path.open("rb") as raw:
             if self.format == "jsonl":
-                yield jsonl_rows(raw)
+                yield jsonl_lines(raw)
             else:
                 header = read_header(raw)
-                yield csv_rows(raw, header, plain=self.scan.plain, first_line=2)
+                yield csv_lines(raw, header, plain=self.scan.plain, first_line=2)
 
 
 @dataclass
@@ -120,9 +130,9 @@ class RecordsSource:
         return hashlib.sha256(text.encode()).hexdigest()
 
     @contextmanager
-    def rows(self) -> Iterator[Rows]:
+    def lines(self) -> Iterator[Lines]:
         # At most 10,000 records (the API's limit): every bad one is reported.
-        yield Rows(map(record_fields, self.records), lambda n: n - 1, label="record", error_cap=None)
+        yield Lines(as_lines(map(record_fields, self.records)), lambda n: n - 1, label="record", error_cap=None)
 
 
 def read_header(raw: io.BufferedReader) -> list[str]:
@@ -141,29 +151,41 @@ def read_header(raw: io.BufferedReader) -> list[str]:
     return header
 
 
-def csv_rows(raw: io.BufferedIOBase, header: list[str], *, plain: bool, first_line: int) -> Rows:
+def csv_lines(raw: io.BufferedIOBase, header: list[str], *, plain: bool, first_line: int) -> Lines:
     """The records of a CSV file after its header; ``first_line`` is the
     line number of the first. Bytes that are not UTF-8 become lone
-    surrogates, which no valid field contains, so they are reported on
-    their line. A plain file (see FileScan) with the columns in FIELDS
-    order is split by ``str.split``, which gives the csv module's fields
-    for such lines (the last one keeps its line end; quantities ignore
-    surrounding whitespace)."""
+    surrogates, which no valid field holds, so they are reported on their
+    line. The lines of a plain file (see FileScan) with the columns in
+    FIELDS order are its records as they are; others go through the csv
+    module."""
     text = io.TextIOWrapper(raw, encoding="utf-8", errors="surrogateescape", newline="")
     if plain and tuple(header) == FIELDS:
-        return Rows(map(methodcaller("split", ","), text), lambda n: first_line + n - 1, bytes_read=raw.tell)
+        return Lines(text, lambda n: first_line + n - 1, bytes_read=raw.tell)
     reader = csv.reader(text, strict=True)
-    rows: Iterable = reader
-    if tuple(header) != FIELDS:
-        order = [header.index(name) for name in FIELDS]
-        rows = map(lambda row: [row[i] for i in order] if len(row) == len(order) else row, reader)
-    return Rows(rows, lambda n: first_line - 1 + reader.line_num, bytes_read=raw.tell, error_types=(csv.Error,))
+    order = None if tuple(header) == FIELDS else [header.index(name) for name in FIELDS]
+
+    start = [1]  # the line the current record starts on, counted from first_line
+
+    def rows():
+        while True:
+            start[0] = reader.line_num + 1
+            try:
+                row = next(reader)
+            except StopIteration:
+                return
+            except csv.Error as exc:  # one unreadable record; the next ones can still be read
+                hint = " (a quote that is never closed?)" if "end of data" in str(exc) else ""
+                yield RowProblem(f"unreadable: {exc}{hint}")
+                continue
+            yield [row[i] for i in order] if order and len(row) == len(order) else row
+
+    return Lines(as_lines(rows()), lambda n: first_line - 1 + start[0], bytes_read=raw.tell)
 
 
-def jsonl_rows(raw: io.BufferedReader) -> Rows:
-    """Rows of a JSON Lines file: one object per line with the CSV's keys."""
+def jsonl_lines(raw: io.BufferedReader) -> Lines:
+    """The records of a JSON Lines file: one object per line with the CSV's keys."""
 
-    def generate():
+    def rows():
         for number, data in enumerate(raw, start=1):
             if number == 1 and data.startswith(codecs.BOM_UTF8):
                 data = data[len(codecs.BOM_UTF8):]
@@ -182,7 +204,7 @@ def jsonl_rows(raw: io.BufferedReader) -> Rows:
                 continue
             yield record_fields(record)
 
-    return Rows(generate(), lambda n: n, bytes_read=raw.tell)
+    return Lines(as_lines(rows()), lambda n: n, bytes_read=raw.tell)
 
 
 def _refuse_constant(name: str):
