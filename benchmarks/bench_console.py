@@ -256,7 +256,11 @@ def main(argv: list[str] | None = None) -> None:
     try:
         t0 = time.perf_counter()
         settle_s = 0.0
-        if not (args.keep and _is_seeded(args.accounts)):
+        if args.keep and _is_seeded(args.accounts):
+            from django.core.management import call_command
+
+            call_command("migrate", verbosity=0)  # the schema may have moved on since seeding
+        else:
             if args.keep:
                 connections.close_all()
                 _recreate_database(url)
