@@ -24,7 +24,7 @@ from decimal import Decimal
 
 from aurora_billing.periods import parse_occurred_at
 
-from .records import FIELDS, MEMO_SIZE, Catalog, ErrorList, check_quantity
+from .records import FIELDS, MEMO_SIZE, SMALL_MEMO_SIZE, Catalog, ErrorList, check_quantity
 from .sources import FileSource, RecordsSource
 
 # Daily totals held in memory before they are flushed.
@@ -100,8 +100,9 @@ def aggregate_lines(lines, *, catalog: Catalog, flush: Flush, progress: Progress
             progress(count - blank, lines.bytes_read())
         if keys >= FLUSH_KEYS:
             send()
-        for memo in (tails, hour_days, days, wholes, fractions):
-            if len(memo) >= MEMO_SIZE:
+        for memo, size in ((tails, MEMO_SIZE), (hour_days, MEMO_SIZE), (days, SMALL_MEMO_SIZE),
+                           (wholes, SMALL_MEMO_SIZE), (fractions, SMALL_MEMO_SIZE)):
+            if len(memo) >= size:
                 memo.clear()
 
     for line in lines:
