@@ -305,7 +305,7 @@ def main(argv: list[str] | None = None) -> None:
                       f"{settled} bills, {errors} errors", f"{secs / gb_s:.0f}", f"{worker_cpu:.1f}",
                       f"{backend_cpu:.1f}", f"{load:.1f}", verify(args.accounts)))
     print(f"accounts={args.accounts} regions={len(REGIONS)} usage rows={rows} batch={args.batch} "
-          f"(seed {seed_s:.0f} s)")
+          f"(set-up {seed_s:.0f} s)")
     header = ("run", "seconds", "accounts/s", "result", "× GROUP BY", "worker CPU s", "PostgreSQL CPU s",
               "load before", "check")
     widths = [max(len(str(r[i])) for r in [header, *table]) for i in range(len(header))]
