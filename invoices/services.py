@@ -199,6 +199,9 @@ def rows_insert(model: type[Model], rows: list[dict], *, ids: bool = False) -> l
     if not rows:
         return []
     fields = [f for f in model._meta.concrete_fields if not f.primary_key]
+    unknown = set(rows[0]) - {f.attname for f in fields}
+    if unknown:
+        raise ValueError(f"{model._meta.label} has no field {', '.join(sorted(unknown))}")
     defaults = {f.attname: f.get_default() for f in fields if f.attname not in rows[0]}
     if connection.vendor != "postgresql":
         objs = model.objects.bulk_create([model(**{**defaults, **row}) for row in rows], batch_size=1000)

@@ -88,6 +88,9 @@ def test_funds_go_in_catalog_order_then_region_code(acme):
         (lines[0].pk, Decimal("-1.00")), (lines[1].pk, Decimal("-2.00")), (lines[2].pk, Decimal("-0.10"))]
     event = AuditEvent.objects.get(action="bill.settled")
     assert (event.account_id, event.object_id, event.actor_label) == (acme.pk, str(bill.pk), "system")
+    assert event.data == {"period": "2026-10", "total_amount": "13.30", "funds_applied": "3.10", "currency": "USD",
+                          "lines": 4}
+    assert entries[0].memo == "2026-10 email/hk" and entries[0].at == AFTER_OCT
 
 
 def test_email_results_counted_on_the_email_line(acme):
