@@ -32,7 +32,7 @@ from django.db.models.functions import TruncMonth
 
 from accounts.models import Account
 from aurora_billing.models import AuditEvent
-from aurora_billing.money import ZERO_MONEY
+from aurora_billing.money import ZERO_MONEY, round_money
 from aurora_billing.periods import Period
 from invoices.calculation import catch_up_period, funds_allocate, settlement_decision
 from invoices.models import Bill
@@ -74,7 +74,9 @@ def _funds_balances(account_ids: list[int]) -> dict[int, Decimal]:
     ``payments.services.funds_balance``, for a batch)."""
     rows = (LedgerEntry.objects.filter(account_id__in=account_ids).order_by().values("account_id")
             .annotate(total=Sum("amount")).values_list("account_id", "total"))
-    return dict(rows)
+    # A sum of cent amounts is whole cents; SQLite sums in binary floating
+    # point, so bring it back to cents.
+    return {account_id: round_money(total) for account_id, total in rows}
 
 
 def _settle_locked(*, accounts: list[Account], now: dt.datetime,
