@@ -7,6 +7,7 @@ from __future__ import annotations
 import datetime as dt
 import io
 import json
+import re
 from decimal import Decimal
 from pathlib import Path
 
@@ -575,3 +576,24 @@ def test_bad_lines_are_reported_in_order_with_their_numbers(catalog, tmp_path, s
     lines = quoted(lines[:1200]) + ["\n"] + quoted(lines[1201:]) if quote else lines
     error = rejected(write(tmp_path, HEADER + "".join(lines)))
     assert error.report() == [f"line {n}: quantity must be ≥ 0" for n in (2, 1500, 1501, 2999, 3001)]
+
+
+class Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def test_command_shows_progress_on_a_terminal(catalog, tmp_path):
+    path = write(tmp_path, HEADER + "2026-10-05T10:00:00+08:00,acme,sg,email,delivered,1\n" * 70_000)
+    out, err = io.StringIO(), Terminal()
+    call_command("import_usage", str(path), stdout=out, stderr=err)
+    shown = err.getvalue()
+    assert re.search(rf"\r{re.escape(str(path))}: +[0-9]{{1,2}}%  65,536 records  [0-9,]+ records/s", shown)
+    assert f"\r{path}: 100%  70,000 records  " in shown
+    assert shown.endswith("\r\033[K")  # the progress line is cleared before the summary
+    assert out.getvalue().startswith(f"{path}: imported 70,000 records into 1 daily usage rows")
+    assert DailyUsage.objects.get().quantity == Decimal("70000")
+    # Not on a terminal: no progress.
+    err = io.StringIO()
+    call_command("import_usage", str(path), stdout=io.StringIO(), stderr=err)
+    assert err.getvalue() == ""
