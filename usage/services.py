@@ -14,12 +14,13 @@
 
 On PostgreSQL (method ``copy``) the day totals travel by COPY into a
 temporary staging table; one set-based statement then writes the log
-lines and upserts DailyUsage from them. Elsewhere (method ``simple``, SQLite) the totals
-are kept in memory and written through the ORM. Both give the same rows
-(tests/test_ingest_postgres.py runs both against each other).
+lines and upserts DailyUsage from them. Elsewhere (method ``simple``,
+SQLite) the totals are kept in memory and written through the ORM. Both
+give the same rows (tests/test_ingest_postgres.py runs both against each
+other).
 
 Concurrency: the accounts an import touches are locked (``FOR NO KEY
-UPDATE``, in id order) from step 2 to commit. Settlement locks the account
+UPDATE``, in id order) before step 3, until commit. Settlement locks the account
 row ``FOR UPDATE`` first, so an import and a settlement of the same account
 never interleave: the late marking is exact, and neither can deadlock on
 the other's daily rows. Two imports of one account serialise on the lock
@@ -125,8 +126,8 @@ def _lock_accounts(account_ids: set[int]) -> None:
 def _lines_mark_late(batch: UsageImport) -> int:
     """Mark the lines whose (account, period) already has billed usage, i.e.
     a settled period: their quantity is late usage (billing-rules §5).
-    Returns how many lines are late. (The import's own rows have nothing
-    billed, so this reads the same before or after they are written.)"""
+    Returns how many lines are late. (An import changes no
+    ``billed_quantity``, so this reads the same before or after step 3.)"""
     lines = UsageImportLine.objects.filter(usage_import=batch).order_by()
     months = set(lines.annotate(month=TruncMonth("day")).values_list("account_id", "month").distinct())
     if not months:
