@@ -13,6 +13,8 @@ import logging
 from django.core.files.base import ContentFile
 from django.db import IntegrityError, transaction
 
+from aurora_billing.audit import audit_record
+
 from .models import Account, BillingInfo, BillingInfoChange, User, VerificationStatus
 from .uploads import CleanLicense
 
@@ -65,6 +67,11 @@ def _record(*, account: Account, user: User | None, source: str, now: dt.datetim
                           field=field, old_value=old, new_value=new)
         for field, old, new in changes
     )
+    if changes:
+        audit_record(action=f"billing_info.{source}", actor=user, account=account, at=now,
+                     summary=f"billing information of {account.code} changed ({source}): "
+                             + ", ".join(field for field, _, _ in changes),
+                     data={field: {"old": old, "new": new} for field, old, new in changes})
 
 
 def billing_info_submit(*, account: Account, user: User, values: dict[str, str], license: CleanLicense,

@@ -29,6 +29,7 @@ from aurora_billing.money import ZERO, ZERO_MONEY
 from aurora_billing.periods import BILLING_TZ, Period, PeriodError, billing_day
 from invoices.models import Bill, BillLine, LineStatus
 from invoices.selectors import billing_estimate, packs_state
+from payments.selectors import due_total
 from payments.services import funds_balance
 from usage.models import EMAIL_RESULTS, DailyUsage, Region, ServiceItem
 
@@ -362,7 +363,7 @@ def billing_console(*, account: Account, period: Period, now: dt.datetime) -> Bi
         rows=list(rows.values()),
         bill=bill,
         total=total,
-        total_due=total_due(account=account),
+        total_due=due_total(account=account),
         funds=funds_balance(account=account),
         packs=_region_packs(pack_states, region_names, today),
         charts=daily_charts(period=period, today=today, emails=usage.emails, data_flow=usage.data_flow),
@@ -370,13 +371,6 @@ def billing_console(*, account: Account, period: Period, now: dt.datetime) -> Bi
         late_usage=state == SETTLED and usage.has_unbilled,
         estimate_errors=estimate_errors,
     )
-
-
-def total_due(*, account: Account) -> Decimal:
-    """Sum of the balances of the account's Overdrawn lines, all periods (§6)."""
-    due = (BillLine.objects.filter(bill__account=account, status=LineStatus.OVERDRAWN)
-           .aggregate(due=Sum("balance"))["due"])
-    return due if due is not None else ZERO_MONEY
 
 
 @dataclass

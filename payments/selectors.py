@@ -4,10 +4,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from decimal import Decimal
 
-from django.db.models import QuerySet
+from django.db.models import QuerySet, Sum
 
 from accounts.models import Account
-from aurora_billing.money import ZERO_MONEY
+from aurora_billing.money import ZERO_MONEY, round_money
 from invoices.models import BillLine, LineStatus
 
 from .models import Payment, PaymentLine, PaymentPurpose, PaymentStatus
@@ -35,6 +35,13 @@ class Due:
     lines: list[DueLine]
     total: Decimal
     currency: str
+
+
+def due_total(*, account: Account) -> Decimal:
+    """The total due alone, in one aggregate query (the console's figure)."""
+    due = (BillLine.objects.filter(bill__account=account, status=LineStatus.OVERDRAWN)
+           .aggregate(due=Sum("balance"))["due"])
+    return round_money(due) if due is not None else ZERO_MONEY
 
 
 def repayment_due(*, account: Account) -> Due:

@@ -17,9 +17,10 @@ from django.template.loader import render_to_string
 
 from accounts.models import Account
 from accounts.selectors import account_recipients
+from aurora_billing.audit import audit_record
 from aurora_billing.money import ZERO_MONEY, round_money
 from aurora_billing.queue import enqueue_on_commit
-from invoices.models import Bill, BillLine, LineStatus
+from invoices.models import BillLine, LineStatus
 
 from .models import (
     EntryKind,
@@ -44,43 +45,6 @@ def funds_balance(*, account: Account) -> Decimal:
     return balance if balance else ZERO_MONEY  # never -0.00
 
 
-def funds_apply_to_bill(*, bill: Bill, now: dt.datetime) -> Decimal:
-    """Apply the funds available now to the bill's lines in order (catalog,
-    region, adjustments last); each line takes min(balance, funds left).
-    Runs inside the settlement transaction that holds the account lock.
-    Returns the amount applied."""
-    if not transaction.get_connection().in_atomic_block:
-        raise RuntimeError("funds_apply_to_bill must run inside a transaction")
-    available = funds_balance(account=bill.account)
-    applied_total = ZERO_MONEY
-    entries: list[LedgerEntry] = []
-    changed: list[BillLine] = []
-    for line in bill.lines.order_by("position"):
-        if available <= 0:
-            break
-        take = min(line.balance, available)
-        if take <= 0:
-            continue
-        available -= take
-        applied_total += take
-        line.paid += take
-        line.balance -= take
-        line.status = LineStatus.PAID if line.balance == 0 else LineStatus.OVERDRAWN
-        changed.append(line)
-        entries.append(LedgerEntry(
-            account=bill.account, kind=EntryKind.SETTLEMENT, amount=-take, currency=bill.currency,
-            at=now, reference=f"bill:{bill.pk}", line=line,
-            memo=f"{bill.period} {line.service_id}/{line.region_id}"
-                 + (f" (adjustment for {line.adjustment_for})" if line.adjustment_for else ""),
-        ))
-    BillLine.objects.bulk_update(changed, ["paid", "balance", "status"])
-    LedgerEntry.objects.bulk_create(entries)
-    if applied_total:
-        Bill.objects.filter(pk=bill.pk).update(funds_applied=applied_total)
-        bill.funds_applied = applied_total
-    return applied_total
-
-
 def topup_record(*, account: Account, amount: Decimal, reference: str, at: dt.datetime,
                  created_by=None, memo: str = "") -> tuple[LedgerEntry, bool]:
     """Book a top-up once per reference; returns (entry, created)."""
@@ -95,6 +59,9 @@ def topup_record(*, account: Account, amount: Decimal, reference: str, at: dt.da
             account=account, kind=EntryKind.TOPUP, amount=amount, currency=account.currency, at=at,
             reference=reference, created_by=created_by, memo=memo,
         )
+        audit_record(action="ledger.topup", actor=created_by, account=account, obj=entry,
+                     summary=f"top-up {amount} {account.currency} ({reference}) recorded",
+                     data={"amount": amount, "reference": reference, "memo": memo})
         return entry, True
 
 
@@ -353,6 +320,12 @@ def payment_confirm(*, payment: Payment, transaction_id: str, now: dt.datetime, 
             payment.status_reason = reason or (f"paid after it was {previous}" if previous != "pending" else "")
             payment.save(update_fields=["status", "provider_transaction_id", "completed_at", "confirmed_by",
                                         "credited_to_funds", "status_reason"])
+            audit_record(action=f"payment.{payment.purpose}.succeeded", actor=confirmed_by or payment.created_by,
+                         account=payment.account, obj=payment, at=now,
+                         summary=f"{payment.get_purpose_display()} {payment.reference}: {payment.amount} "
+                                 f"{payment.currency} received by {payment.get_method_display()}",
+                         data={"amount": payment.amount, "transaction_id": transaction_id,
+                               "credited_to_funds": bool(reason), "reason": reason})
             _event(payment=payment, method=payment.method, kind="succeeded", payload=payload, now=now,
                    message=f"{payment.amount} {payment.currency} received ({transaction_id or 'no transaction id'})"
                            + (f"; {reason}" if reason else ""))
@@ -419,6 +392,9 @@ def _extra_credit(*, payment: Payment, transaction_id: str, payload: dict | None
         account=payment.account, kind=EntryKind.TOPUP, amount=payment.amount, currency=payment.currency, at=now,
         reference=reference, memo=f"second transaction {transaction_id} for {payment.reference}; kept as funds",
     )
+    audit_record(action="payment.extra_credited", account=payment.account, obj=payment, at=now,
+                 summary=f"second transaction {transaction_id} for {payment.reference}: {payment.amount} "
+                         f"{payment.currency} kept as funds", data={"transaction_id": transaction_id})
     log.error("payment %s was paid twice (%s and %s); the second amount is kept as funds — refund if asked",
               payment.reference, payment.provider_transaction_id, transaction_id)
     _event(payment=payment, method=payment.method, kind="extra_credited", payload=payload, now=now,
