@@ -21,3 +21,73 @@ class AuditEventAdmin(admin.ModelAdmin):
 
     def has_delete_permission(self, request, obj=None):
         return False
+
+
+# --- Settlement actions on accounts -----------------------------------------
+# The account admin lives in accounts/admin.py; settlement orchestration
+# lives here (accounts must not import it), so the actions are added by
+# extending that admin. aurora_billing is the last installed app, so the
+# account admin is registered by the time this module loads.
+
+from django import forms  # noqa: E402
+from django.contrib import messages  # noqa: E402
+from django.template.response import TemplateResponse  # noqa: E402
+from django.utils import timezone  # noqa: E402
+
+from accounts.admin import AccountAdmin as BaseAccountAdmin  # noqa: E402
+from accounts.models import Account  # noqa: E402
+
+from .periods import Period, PeriodError  # noqa: E402
+from .settlement import PeriodNotDue, settle_account  # noqa: E402
+
+
+class SettlePeriodForm(forms.Form):
+    period = forms.CharField(max_length=7, help_text="YYYY-MM; its bill time must have passed")
+
+    def clean_period(self):
+        try:
+            return Period.parse(self.cleaned_data["period"])
+        except PeriodError as exc:
+            raise forms.ValidationError(str(exc)) from None
+
+
+def _report(request, reports) -> None:
+    settled = sum(len(r.settled) for r in reports)
+    already = sum(len(r.already) for r in reports)
+    errors = [e for r in reports for e in r.errors]
+    messages.success(request, f"{settled} bill(s) created, {already} period(s) already settled.")
+    for error in errors:
+        messages.error(request, error)
+
+
+admin.site.unregister(Account)
+
+
+@admin.register(Account)
+class AccountAdmin(BaseAccountAdmin):
+    actions = ["settle_due", "settle_period"]
+
+    @admin.action(description="Settle every due period now (catch-up)", permissions=["settle"])
+    def settle_due(self, request, queryset):
+        now = timezone.now()
+        _report(request, [settle_account(account=account, now=now) for account in queryset])
+
+    @admin.action(description="Settle a period…", permissions=["settle"])
+    def settle_period(self, request, queryset):
+        form = SettlePeriodForm(request.POST if "apply" in request.POST else None)
+        if form.is_valid():
+            now = timezone.now()
+            try:
+                _report(request, [settle_account(account=a, now=now, period=form.cleaned_data["period"])
+                                  for a in queryset])
+            except PeriodNotDue as exc:
+                messages.error(request, str(exc))
+            return None
+        return TemplateResponse(request, "admin/aurora_billing/settle_period.html", {
+            **self.admin_site.each_context(request), "title": "Settle a period", "form": form,
+            "accounts": queryset, "action": "settle_period", "opts": self.model._meta,
+        })
+
+    def has_settle_permission(self, request) -> bool:
+        """Finance staff: settlement writes bills, so it needs the right to add them."""
+        return request.user.has_perm("invoices.add_bill")

@@ -37,11 +37,13 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "django.contrib.humanize",
     "django_celery_beat",
-    "aurora_billing",
     "accounts",
     "usage",
     "invoices",
     "payments",
+    # last: its admin extends the apps' admins, and its post_migrate hook
+    # runs once every app's permissions exist
+    "aurora_billing",
 ]
 
 MIDDLEWARE = [

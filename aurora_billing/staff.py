@@ -4,7 +4,7 @@
   accounts, users and memberships they belong to (view).
 - **finance**: payments, top-ups (ledger entries), settlement and
   statements: view everything billing-related, change payments, add ledger
-  entries (top-ups) and ingest tokens, resend statements.
+  entries (top-ups) and ingest tokens, resend statements, settle accounts.
 - **auditor**: read-only over every billing model and the audit log.
 
 ``staff_groups_sync`` runs after every ``migrate`` (post_migrate), so new
@@ -36,7 +36,7 @@ def staff_groups_sync() -> dict[str, int]:
             | Q(content_type__app_label="payments", codename__startswith="change_")
             | Q(content_type__app_label="payments", codename__startswith="add_")
             | Q(content_type__app_label="usage", codename__in=["add_ingesttoken", "change_ingesttoken"])
-            | Q(content_type__app_label="invoices", codename="change_statement")  # resend a statement
+            | Q(content_type__app_label="invoices", codename__in=["change_statement", "add_bill"])  # resend, settle
         ),
         "auditor": _perms(view_all),
     }
