@@ -36,19 +36,6 @@ BEFORE_BILL_TIME = utc(2026, 11, 1, 2)  # 2026-11-01 10:00 UTC+8
 OCTOBER, NOVEMBER = Period(2026, 10), Period(2026, 11)
 
 
-@pytest.fixture
-def worked_example(acme):
-    """billing-rules §8, settled."""
-    add_price("email", "sg", "0.000300")
-    add_price("data_flow", "sg", "0.30")
-    topup_record(account=acme, amount=Decimal("5.00"), reference="t1", at=utc(2026, 9, 1))
-    add_pack(acme, "sg", "A", 10_000, "2026-09-01", "2026-10-16")
-    add_pack(acme, "sg", "B", 50_000, "2026-10-10", "2028-10-10")
-    add_usage(acme, "sg", "email", "2026-10-05", 8_000)
-    add_usage(acme, "sg", "email", "2026-10-12", 30_000)
-    add_usage(acme, "sg", "email", "2026-10-20", 40_000)
-    add_usage(acme, "sg", "data_flow", "2026-10-15", "20")
-    return acme
 
 
 @pytest.fixture

@@ -14,9 +14,8 @@ from accounts.models import Membership, User
 from aurora_billing.periods import Period
 from aurora_billing.settlement import bill_settle
 from invoices.export import CSV_COLUMNS, csv_text, line_row
-from payments.services import topup_record
 
-from .conftest import PASSWORD, add_pack, add_price, add_usage, utc
+from .conftest import PASSWORD, add_price, add_usage, utc
 
 pytestmark = pytest.mark.django_db
 
@@ -32,18 +31,11 @@ IN_NOVEMBER = utc(2026, 11, 20, 4)
 
 
 @pytest.fixture
-def worked_example(acme):
-    add_price("email", "sg", "0.000300")
-    add_price("data_flow", "sg", "0.30")
-    topup_record(account=acme, amount=Decimal("5.00"), reference="t1", at=utc(2026, 9, 1))
-    add_pack(acme, "sg", "A", 10_000, "2026-09-01", "2026-10-16")
-    add_pack(acme, "sg", "B", 50_000, "2026-10-10", "2028-10-10")
-    add_usage(acme, "sg", "email", "2026-10-05", 8_000)
-    add_usage(acme, "sg", "email", "2026-10-12", 30_000)
-    add_usage(acme, "sg", "email", "2026-10-20", 40_000)
-    add_usage(acme, "sg", "data_flow", "2026-10-15", "20")
-    bill_settle(account=acme, period=Period(2026, 10), now=SETTLED_AT)
-    return acme
+def worked_example(worked_example):
+    """The shared §8 example, settled at its bill time."""
+    bill_settle(account=worked_example, period=Period(2026, 10), now=SETTLED_AT)
+    return worked_example
+
 
 
 @pytest.fixture

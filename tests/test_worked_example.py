@@ -7,25 +7,13 @@ from aurora_billing.periods import Period
 from aurora_billing.settlement import bill_settle
 from invoices.models import PackDeduction
 from payments.models import LedgerEntry
-from payments.services import funds_balance, topup_record
+from payments.services import funds_balance
 
-from .conftest import add_pack, add_price, add_usage, utc
+from .conftest import utc
 
 pytestmark = pytest.mark.django_db
 
 
-@pytest.fixture
-def worked_example(acme):
-    add_price("email", "sg", "0.000300")
-    add_price("data_flow", "sg", "0.30")
-    topup_record(account=acme, amount=Decimal("5.00"), reference="t1", at=utc(2026, 9, 1))
-    add_pack(acme, "sg", "A", 10_000, "2026-09-01", "2026-10-16")
-    add_pack(acme, "sg", "B", 50_000, "2026-10-10", "2028-10-10")
-    add_usage(acme, "sg", "email", "2026-10-05", 8_000)
-    add_usage(acme, "sg", "email", "2026-10-12", 30_000)
-    add_usage(acme, "sg", "email", "2026-10-20", 40_000)
-    add_usage(acme, "sg", "data_flow", "2026-10-15", "20")
-    return acme
 
 
 def test_worked_example_number_for_number(worked_example):
