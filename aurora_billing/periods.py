@@ -196,6 +196,15 @@ def _check_year(year: int, text: str) -> None:
         raise ValueError(f"occurred_at {text!r} is outside {FIRST_PERIOD_YEAR}-{LAST_PERIOD_YEAR}")
 
 
+def parse_instant(text: str) -> dt.datetime:
+    """An ISO 8601 instant with an explicit offset (task arguments, ``now``
+    overrides); ValueError for a naive or malformed one."""
+    instant = dt.datetime.fromisoformat(text)
+    if instant.tzinfo is None or instant.utcoffset() is None:
+        raise ValueError(f"{text!r} has no UTC offset")
+    return instant
+
+
 def parse_day(text: str) -> dt.date:
     """A plain ``YYYY-MM-DD`` date; ValueError otherwise."""
     text = (text or "").strip()

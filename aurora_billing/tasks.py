@@ -16,7 +16,7 @@ import logging
 from celery import shared_task
 from django.utils import timezone
 
-from aurora_billing.periods import Period
+from aurora_billing.periods import Period, parse_instant
 from aurora_billing.settlement import accounts_due, accounts_settle
 
 log = logging.getLogger("aurora.settlement")
@@ -26,12 +26,7 @@ BATCH_SIZE = 200
 
 def _instant(now: str | None) -> dt.datetime:
     """``now`` as an aware instant: an ISO 8601 string with offset, or the clock."""
-    if not now:
-        return timezone.now()
-    instant = dt.datetime.fromisoformat(now)
-    if instant.tzinfo is None:
-        raise ValueError(f"now {now!r} has no UTC offset")
-    return instant
+    return parse_instant(now) if now else timezone.now()
 
 
 @shared_task(name="aurora_billing.tasks.settlement_run_due", bind=True, acks_late=True, ignore_result=True)

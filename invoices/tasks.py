@@ -13,6 +13,7 @@ import datetime as dt
 from celery import shared_task
 from django.utils import timezone
 
+from aurora_billing.periods import parse_instant
 from aurora_billing.queue import enqueue_on_commit
 
 from .models import Statement
@@ -20,12 +21,8 @@ from .statements import StatementEmailError, statement_email_send, statement_iss
 
 
 def _instant(now: str | None) -> dt.datetime:
-    if not now:
-        return timezone.now()
-    instant = dt.datetime.fromisoformat(now)
-    if instant.tzinfo is None:
-        raise ValueError(f"now={now!r} has no UTC offset")
-    return instant
+    """``now`` as an aware instant: an ISO 8601 string with offset, or the clock."""
+    return parse_instant(now) if now else timezone.now()
 
 
 @shared_task(name="invoices.tasks.statements_send_due")
