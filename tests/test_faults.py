@@ -81,19 +81,27 @@ def test_worker_killed_mid_settlement_then_rerun_settles_the_rest_once(make_acco
     assert accounts_due(now=utc(2026, 11, 2, 2)) == []
 
 
+def _reset_broker_pools() -> None:
+    """Drop the app's references to its connection and producer pools so the
+    next publish uses ``app.conf.broker_url``. The pools are not closed: kombu
+    shares them process-wide per broker URL, and other tests publish with them."""
+    app._pool = None
+    app.amqp._producer_pool = None
+
+
 @pytest.fixture
 def redis_down():
     """Broker and cache pointed at a closed port (nothing listens on port 1)."""
     saved = (app.conf.broker_url, app.conf.task_always_eager)
     app.conf.broker_url, app.conf.task_always_eager = "redis://127.0.0.1:1/0", False
-    app.pool.force_close_all()
-    app._pool = None
-    with override_settings(CACHES={"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache",
-                                               "LOCATION": "redis://127.0.0.1:1/0"}}):
-        yield
-    app.conf.broker_url, app.conf.task_always_eager = saved
-    app.pool.force_close_all()
-    app._pool = None
+    _reset_broker_pools()
+    try:
+        with override_settings(CACHES={"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache",
+                                                   "LOCATION": "redis://127.0.0.1:1/0"}}):
+            yield
+    finally:
+        app.conf.broker_url, app.conf.task_always_eager = saved
+        _reset_broker_pools()
 
 
 @pytest.mark.django_db(transaction=True, serialized_rollback=True)
