@@ -55,3 +55,16 @@ def test_production_services_come_from_the_environment(tmp_path):
     assert result.stdout.split()[-5:] == [
         "django.db.backends.postgresql", "storages.backends.s3.S3Storage",
         "django.core.mail.backends.smtp.EmailBackend", "redis://cache:6379/0", "False"]
+
+
+def test_log_format_json_writes_one_object_per_line(tmp_path):
+    import json
+
+    result = run_manage(tmp_path, "shell", "-c",
+                        "import logging; logging.getLogger('aurora.settlement').info('settled account=%s', 'acme')",
+                        DEBUG="1", LOG_FORMAT="json")
+    assert result.returncode == 0, result.stderr
+    line = next(line for line in result.stderr.splitlines() if line.startswith("{"))
+    record = json.loads(line)
+    assert record["logger"] == "aurora.settlement" and record["level"] == "INFO"
+    assert record["message"] == "settled account=acme"
