@@ -32,6 +32,8 @@ import time
 from collections import defaultdict
 from decimal import Decimal
 
+from benchmarks._support import database_url, recreate_database, setup_django
+
 DB_NAME = "aurora_bench_console"
 # A partial index the month-to-date estimate would use (usage app; not created
 # by migrations): timed with --proposed-index only.
@@ -54,31 +56,10 @@ PRICES = {
 }
 
 
-def _database_url(name: str) -> str:
-    base = os.environ.get("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/aurora_bench")
-    return base.rsplit("/", 1)[0] + "/" + name
 
 
-def _setup_django(url: str) -> None:
-    os.environ["DATABASE_URL"] = url
-    os.environ.setdefault("SECRET_KEY", "benchmark-only")
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "aurora_billing.settings")
-    os.environ["CELERY_TASK_ALWAYS_EAGER"] = "1"
-    os.environ["LOG_LEVEL"] = "WARNING"
-    os.environ["SECURE_SSL_REDIRECT"] = "0"
-    os.environ["STATIC_MANIFEST"] = "0"  # no collectstatic run for a benchmark
-    import django
-
-    django.setup()
 
 
-def _recreate_database(url: str) -> None:
-    import psycopg
-
-    admin = url.rsplit("/", 1)[0] + "/postgres"
-    with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{DB_NAME}" WITH (FORCE)')
-        conn.execute(f'CREATE DATABASE "{DB_NAME}"')
 
 
 def _is_seeded(accounts: int) -> bool:
@@ -239,11 +220,11 @@ def main(argv: list[str] | None = None) -> None:
     defaults = os.environ.get("BENCH_CONSOLE_ARGS", "").split()
     args = parser.parse_args(argv if argv is not None else defaults)
 
-    url = _database_url(DB_NAME)
+    url = database_url(DB_NAME)
     os.environ["DATABASE_URL"] = url
     if not args.keep:
-        _recreate_database(url)
-    _setup_django(url)
+        recreate_database(url)
+    setup_django(url)
     import time_machine
     from django.db import connections
 
@@ -263,7 +244,7 @@ def main(argv: list[str] | None = None) -> None:
         else:
             if args.keep:
                 connections.close_all()
-                _recreate_database(url)
+                recreate_database(url)
             seed(accounts=args.accounts)
             _, settle_s = settle_all()
         seed_s = time.perf_counter() - t0

@@ -23,6 +23,8 @@ import urllib.parse
 import urllib.request
 from pathlib import Path
 
+from benchmarks._support import database_url, recreate_database
+
 ROOT = Path(__file__).resolve().parents[1]
 PORT = int(os.environ.get("LOAD_PORT", "8765"))
 SECONDS = int(os.environ.get("LOAD_SECONDS", "60"))
@@ -52,10 +54,9 @@ end
 
 
 def env() -> dict:
-    base = os.environ.get("BENCH_PG", "postgres://postgres@127.0.0.1:5432")
     return {
         **os.environ,
-        "DATABASE_URL": f"{base}/{DB_NAME}",
+        "DATABASE_URL": database_url(DB_NAME),
         "DEBUG": "0",
         "SECRET_KEY": "load-test-only-" + "x" * 40,
         "ALLOWED_HOSTS": "127.0.0.1,localhost",
@@ -72,15 +73,6 @@ def manage(*args: str) -> str:
     out = subprocess.run([sys.executable, "manage.py", *args], cwd=ROOT, env=env(), check=True,
                          capture_output=True, text=True)
     return out.stdout
-
-
-def reset_database() -> None:
-    base = os.environ.get("BENCH_PG", "postgres://postgres@127.0.0.1:5432")
-    import psycopg
-
-    with psycopg.connect(f"{base}/postgres", autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{DB_NAME}" WITH (FORCE)')
-        conn.execute(f'CREATE DATABASE "{DB_NAME}"')
 
 
 def sign_in(email: str) -> str:
@@ -114,7 +106,7 @@ def main() -> None:
         print("wrk is not installed (apt-get install wrk)")
         return
     print(f"seeding demo into {DB_NAME} …", flush=True)
-    reset_database()
+    recreate_database(database_url(DB_NAME))
     manage("migrate", "--no-input", "-v0")
     manage("seed_demo")
     periods = re.findall(r"\d{4}-\d{2}", manage("shell", "-c",

@@ -31,6 +31,8 @@ import time
 from decimal import Decimal
 from pathlib import Path
 
+from benchmarks._support import database_url, recreate_database, setup_django
+
 DB_NAME = "aurora_bench_settle"
 PERIOD = "2026-10"
 REGIONS = ["hk", "jp", "sg", "us-east", "eu-west"]
@@ -44,29 +46,10 @@ PRICES = {
 }
 
 
-def _database_url(name: str) -> str:
-    base = os.environ.get("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/aurora_bench")
-    return base.rsplit("/", 1)[0] + "/" + name
 
 
-def _setup_django(url: str) -> None:
-    os.environ["DATABASE_URL"] = url
-    os.environ.setdefault("SECRET_KEY", "benchmark-only")
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "aurora_billing.settings")
-    os.environ["CELERY_TASK_ALWAYS_EAGER"] = "1"
-    os.environ["LOG_LEVEL"] = "WARNING"
-    import django
-
-    django.setup()
 
 
-def _recreate_database(url: str) -> None:
-    import psycopg
-
-    admin = url.rsplit("/", 1)[0] + "/postgres"
-    with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{DB_NAME}" WITH (FORCE)')
-        conn.execute(f'CREATE DATABASE "{DB_NAME}"')
 
 
 def _is_seeded(accounts: int) -> bool:
@@ -205,7 +188,7 @@ def _backend_cpu_seconds(connection) -> float:
 
 
 def _worker(url: str, queue, ready, go, results) -> None:
-    _setup_django(url)
+    setup_django(url)
     from django.db import close_old_connections, connection
 
     from aurora_billing.periods import Period
@@ -273,11 +256,11 @@ def main(argv: list[str] | None = None) -> None:
     defaults = os.environ.get("BENCH_SETTLE_ARGS", "").split()
     args = parser.parse_args(argv if argv is not None else defaults)
 
-    url = _database_url(DB_NAME)
+    url = database_url(DB_NAME)
     os.environ["DATABASE_URL"] = url
     if not args.keep:
-        _recreate_database(url)
-    _setup_django(url)
+        recreate_database(url)
+    setup_django(url)
     from django.db import connections
 
     t0 = time.perf_counter()
@@ -287,7 +270,7 @@ def main(argv: list[str] | None = None) -> None:
     else:
         if args.keep:
             connections.close_all()
-            _recreate_database(url)
+            recreate_database(url)
         rows = seed(accounts=args.accounts, days=args.days)
     seed_s = time.perf_counter() - t0
     from usage.models import DailyUsage
