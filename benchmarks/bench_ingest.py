@@ -34,7 +34,8 @@ import threading
 import time
 import urllib.request
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
+
+from benchmarks._support import database_url, recreate_database
 
 ROOT = Path(__file__).resolve().parent.parent
 DATABASE = "aurora_bench_ingest"
@@ -52,12 +53,12 @@ API_REQUESTS = 12
 def main() -> None:
     rows = int(os.environ.get("BENCH_INGEST_ROWS", 1_000_000))
     repeat = int(os.environ.get("BENCH_INGEST_REPEAT", 3))
-    url = os.environ.get("BENCH_INGEST_DATABASE_URL") or _database_url(os.environ["DATABASE_URL"], DATABASE)
+    url = os.environ.get("BENCH_INGEST_DATABASE_URL") or database_url(DATABASE)
     env = {**os.environ, "DATABASE_URL": url, "DEBUG": "0", "SECRET_KEY": os.environ.get("SECRET_KEY", "bench"),
            "SECURE_SSL_REDIRECT": "0", "STATIC_MANIFEST": "0", "LOG_LEVEL": "WARNING"}
     workdir = Path(tempfile.mkdtemp(prefix="bench_ingest_"))
     try:
-        _recreate_database(url)
+        recreate_database(url)  # the database the URL names (BENCH_INGEST_DATABASE_URL included)
         subprocess.run([sys.executable, "manage.py", "migrate", "-v0"], cwd=ROOT, env=env, check=True)
         _child(env, "setup")
         path = workdir / "usage.csv"
@@ -188,20 +189,6 @@ def api_throughput(env: dict, path: Path) -> dict:
         server.wait(timeout=30)
     return {"one": {"records_per_s": 6 * API_RECORDS / one, "seconds_per_request": one / 6},
             "two": {"records_per_s": two_requests * API_RECORDS / two}}
-
-
-def _database_url(url: str, name: str) -> str:
-    parts = urlsplit(url)
-    return urlunsplit((parts.scheme, parts.netloc, f"/{name}", parts.query, parts.fragment))
-
-
-def _recreate_database(url: str) -> None:
-    import psycopg
-
-    admin = _database_url(url, "postgres").replace("postgres://", "postgresql://", 1)
-    with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{DATABASE}" WITH (FORCE)')
-        conn.execute(f'CREATE DATABASE "{DATABASE}"')
 
 
 def _psql(url: str, command: str) -> None:
