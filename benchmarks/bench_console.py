@@ -56,12 +56,6 @@ PRICES = {
 }
 
 
-
-
-
-
-
-
 def _is_seeded(accounts: int) -> bool:
     from accounts.models import Account
     from invoices.models import Bill

@@ -46,12 +46,6 @@ PRICES = {
 }
 
 
-
-
-
-
-
-
 def _is_seeded(accounts: int) -> bool:
     from accounts.models import Account
 
