@@ -33,6 +33,19 @@ class UserMembershipInline(MembershipInline):
     fields = ("account", "role", "created_at")
 
 
+class ReadOnlyAdmin(admin.ModelAdmin):
+    """History and money records: staff read them, nobody edits them here."""
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
 @admin.register(User)
 class UserAdmin(DjangoUserAdmin):
     form = UserChangeForm
@@ -186,7 +199,7 @@ class BillingInfoAdmin(admin.ModelAdmin):
 
 
 @admin.register(BillingInfoChange)
-class BillingInfoChangeAdmin(admin.ModelAdmin):
+class BillingInfoChangeAdmin(ReadOnlyAdmin):
     """Read-only: the history is appended by the services, never edited."""
 
     list_display = ("changed_at", "account", "field", "old_value_short", "new_value_short", "changed_by", "source")
@@ -203,11 +216,3 @@ class BillingInfoChangeAdmin(admin.ModelAdmin):
     def new_value_short(self, obj):
         return obj.new_value if len(obj.new_value) <= 80 else obj.new_value[:79] + "…"
 
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False

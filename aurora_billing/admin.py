@@ -1,10 +1,19 @@
-from django.contrib import admin
+from django import forms
+from django.contrib import admin, messages
+from django.template.response import TemplateResponse
+from django.utils import timezone
+
+from accounts.admin import AccountAdmin as BaseAccountAdmin
+from accounts.admin import ReadOnlyAdmin
+from accounts.models import Account
 
 from .models import AuditEvent
+from .periods import Period, PeriodError
+from .settlement import PeriodNotDue, settle_account
 
 
 @admin.register(AuditEvent)
-class AuditEventAdmin(admin.ModelAdmin):
+class AuditEventAdmin(ReadOnlyAdmin):
     """Read-only: the audit log is append-only."""
 
     list_display = ("at", "action", "account", "actor_label", "summary")
@@ -13,32 +22,12 @@ class AuditEventAdmin(admin.ModelAdmin):
     date_hierarchy = "at"
     list_select_related = ("account",)
 
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
-
 
 # --- Settlement actions on accounts -----------------------------------------
 # The account admin lives in accounts/admin.py; settlement orchestration
 # lives here (accounts must not import it), so the actions are added by
 # extending that admin. aurora_billing is the last installed app, so the
 # account admin is registered by the time this module loads.
-
-from django import forms  # noqa: E402
-from django.contrib import messages  # noqa: E402
-from django.template.response import TemplateResponse  # noqa: E402
-from django.utils import timezone  # noqa: E402
-
-from accounts.admin import AccountAdmin as BaseAccountAdmin  # noqa: E402
-from accounts.models import Account  # noqa: E402
-
-from .periods import Period, PeriodError  # noqa: E402
-from .settlement import PeriodNotDue, settle_account  # noqa: E402
 
 
 class SettlePeriodForm(forms.Form):

@@ -15,6 +15,7 @@ from django.urls import path, reverse
 from django.utils import timezone
 from django.utils.html import format_html
 
+from accounts.admin import ReadOnlyAdmin
 from aurora_billing.periods import Period, PeriodError
 
 from .export import export_periods, staff_export_csv
@@ -25,17 +26,6 @@ from .statements import (
     statement_filename,
 )
 from .views import csv_response
-
-
-class ReadOnlyAdmin(admin.ModelAdmin):
-    def has_add_permission(self, request, obj=None):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
 
 
 class BillLineInline(admin.TabularInline):

@@ -17,6 +17,8 @@ from django.urls import path, reverse
 from django.utils import timezone
 from django.utils.html import format_html
 
+from accounts.admin import ReadOnlyAdmin
+
 from .forms import WireConfirmForm
 from .models import EntryKind, LedgerEntry, Payment, PaymentEvent, PaymentLine, PaymentMethod, PaymentStatus
 from .services import ConfirmResult, PaymentError, topup_record, wire_confirm
@@ -109,7 +111,7 @@ class PaymentEventInline(admin.TabularInline):
 
 
 @admin.register(Payment)
-class PaymentAdmin(admin.ModelAdmin):
+class PaymentAdmin(ReadOnlyAdmin):
     list_display = ("reference", "account", "purpose", "method", "status", "amount", "currency", "created_at",
                     "completed_at", "credited_to_funds")
     list_filter = ("status", "method", "purpose", "credited_to_funds")
@@ -121,15 +123,6 @@ class PaymentAdmin(admin.ModelAdmin):
               "amount", "currency", "provider_transaction_id", "provider_order_id", "credited_to_funds",
               "idempotency_key", "created_by", "created_at", "completed_at", "confirmed_by", "receipt_sent_at")
     readonly_fields = fields
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
 
     @admin.display(description="Wire transfer")
     def wire_action(self, obj):

@@ -10,23 +10,13 @@ from django.urls import reverse
 from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 
+from accounts.admin import ReadOnlyAdmin
 from aurora_billing.money import format_quantity
 
 from .forms import IngestTokenCreateForm
 from .models import DailyUsage, EmailPack, IngestToken, Price, Region, ServiceItem, UsageImport, UsageImportLine
 from .selectors import usage_import_totals
 from .services import ingest_token_create, ingest_token_revoke
-
-
-class ReadOnlyAdmin(admin.ModelAdmin):
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
 
 
 @admin.register(Region)
