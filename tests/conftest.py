@@ -109,19 +109,29 @@ def add_pack(account, region, reference, quantity, valid_from, valid_until):
                                     valid_until=dt.date.fromisoformat(valid_until))
 
 
-@pytest.fixture
-def worked_example(acme):
-    """billing-rules §8 before settlement: prices, funds 5.00, packs A and B,
-    78,000 emails and 20 GB in sg in 2026-10."""
-    from payments.services import topup_record
-
+def worked_example_prices() -> None:
+    """billing-rules §8 prices in sg: email 0.000300, data flow 0.30."""
     add_price("email", "sg", "0.000300")
     add_price("data_flow", "sg", "0.30")
-    topup_record(account=acme, amount=Decimal("5.00"), reference="t1", at=utc(2026, 9, 1))
-    add_pack(acme, "sg", "A", 10_000, "2026-09-01", "2026-10-16")
-    add_pack(acme, "sg", "B", 50_000, "2026-10-10", "2028-10-10")
-    add_usage(acme, "sg", "email", "2026-10-05", 8_000)
-    add_usage(acme, "sg", "email", "2026-10-12", 30_000)
-    add_usage(acme, "sg", "email", "2026-10-20", 40_000)
-    add_usage(acme, "sg", "data_flow", "2026-10-15", "20")
+
+
+def worked_example_seed(account) -> None:
+    """billing-rules §8 for ``account``, before settlement: funds 5.00, packs
+    A and B, 78,000 emails and 20 GB in sg in 2026-10 (prices not included)."""
+    from payments.services import topup_record
+
+    topup_record(account=account, amount=Decimal("5.00"), reference="t1", at=utc(2026, 9, 1))
+    add_pack(account, "sg", "A", 10_000, "2026-09-01", "2026-10-16")
+    add_pack(account, "sg", "B", 50_000, "2026-10-10", "2028-10-10")
+    add_usage(account, "sg", "email", "2026-10-05", 8_000)
+    add_usage(account, "sg", "email", "2026-10-12", 30_000)
+    add_usage(account, "sg", "email", "2026-10-20", 40_000)
+    add_usage(account, "sg", "data_flow", "2026-10-15", "20")
+
+
+@pytest.fixture
+def worked_example(acme):
+    """billing-rules §8 before settlement, prices included."""
+    worked_example_prices()
+    worked_example_seed(acme)
     return acme

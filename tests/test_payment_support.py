@@ -18,9 +18,8 @@ from aurora_billing.periods import Period
 from aurora_billing.settlement import bill_settle
 from invoices.models import BillLine
 from payments.models import LedgerEntry
-from payments.services import topup_record
 
-from .conftest import add_pack, add_price, add_usage, utc
+from .conftest import add_price, add_usage, utc, worked_example_prices, worked_example_seed
 
 OCT_SETTLED = utc(2026, 11, 1, 7)
 NOV_SETTLED = utc(2026, 12, 1, 7)
@@ -33,16 +32,9 @@ def catalog_ensure() -> None:
 
 def overdrawn(account):
     catalog_ensure()
-    add_price("email", "sg", "0.000300")
-    add_price("data_flow", "sg", "0.30")
+    worked_example_prices()
     add_price("data_masking", "sg", "0.002000")
-    topup_record(account=account, amount=Decimal("5.00"), reference="t1", at=utc(2026, 9, 1))
-    add_pack(account, "sg", "A", 10_000, "2026-09-01", "2026-10-16")
-    add_pack(account, "sg", "B", 50_000, "2026-10-10", "2028-10-10")
-    add_usage(account, "sg", "email", "2026-10-05", 8_000)
-    add_usage(account, "sg", "email", "2026-10-12", 30_000)
-    add_usage(account, "sg", "email", "2026-10-20", 40_000)
-    add_usage(account, "sg", "data_flow", "2026-10-15", "20")
+    worked_example_seed(account)
     bill, _ = bill_settle(account=account, period=Period(2026, 10), now=OCT_SETTLED)
     return bill
 

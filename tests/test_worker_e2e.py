@@ -20,10 +20,9 @@ from django_celery_beat.models import PeriodicTask
 from aurora_billing.beat import beat_schedule_sync
 from aurora_billing.celery import app
 from invoices.models import Bill
-from payments.services import topup_record
 from usage.models import DailyUsage
 
-from .conftest import add_pack, add_price, add_usage, missing_service, utc
+from .conftest import add_usage, missing_service, worked_example_prices, worked_example_seed
 from .test_settlement_concurrency import database_url_of_test_db
 
 pytestmark = [pytest.mark.worker, pytest.mark.postgres,
@@ -73,18 +72,11 @@ def stop_worker(worker: subprocess.Popen) -> None:
 
 def test_worker_settles_what_beat_finds_due(make_account, tmp_path):
     require_services()
-    add_price("email", "sg", "0.000300")
-    add_price("data_flow", "sg", "0.30")
+    worked_example_prices()
     accounts = []
     for code in ("acme", "bolt", "cask"):
         account = make_account(code=code, users=())
-        add_pack(account, "sg", "A", 10_000, "2026-09-01", "2026-10-16")
-        add_pack(account, "sg", "B", 50_000, "2026-10-10", "2028-10-10")
-        add_usage(account, "sg", "email", "2026-10-05", 8_000)
-        add_usage(account, "sg", "email", "2026-10-12", 30_000)
-        add_usage(account, "sg", "email", "2026-10-20", 40_000)
-        add_usage(account, "sg", "data_flow", "2026-10-15", "20")
-        topup_record(account=account, amount=Decimal("5.00"), reference="t1", at=utc(2026, 9, 1))
+        worked_example_seed(account)
         accounts.append(account)
     stray = make_account(code="stray", users=())
     add_usage(stray, "mars", "email", "2026-10-05", 10)  # no price: reported, left unsettled
