@@ -578,6 +578,50 @@ def test_bad_lines_are_reported_in_order_with_their_numbers(catalog, tmp_path, s
     assert error.report() == [f"line {n}: quantity must be ≥ 0" for n in (2, 1500, 1501, 2999, 3001)]
 
 
+def flushes_of(text: str, tmp_path: Path, monkeypatch) -> list[dict]:
+    """What aggregate hands to its flush, call by call, with checkpoints
+    every 64 records; the totals as {(kind, day): quantity}."""
+    from usage.ingest import Catalog, aggregate, totals
+
+    monkeypatch.setattr(totals, "PROGRESS_EVERY", 64)
+    catalog = Catalog({"acme": 1, "beta": 2}, {"sg", "hk"})
+    flushes = []
+
+    def flush(days):
+        flushes.append({(kind, day): quantity for day, per_day in days.items() for kind, quantity in per_day.items()})
+
+    aggregate(FileSource(write(tmp_path, HEADER + text), "csv"), catalog=catalog, flush=flush)
+    return flushes
+
+
+def test_days_without_new_records_are_flushed_while_reading(tmp_path, monkeypatch):
+    """A file in time order reaches the loader day by day (so the COPY
+    loader writes while it reads); a day that comes back is flushed again,
+    and every record is in exactly one flush."""
+    lines = [f"2026-10-{day:02d}T{i % 24:02d}:00:00+08:00,{'acme' if i % 2 else 'beta'},sg,email,delivered,1\n"
+             for day in range(1, 11) for i in range(100)]
+    lines.append("2026-10-01,acme,sg,email,delivered,5\n")  # a straggler for the first day
+    flushes = flushes_of("".join(lines), tmp_path, monkeypatch)
+    assert len(flushes) > 5
+    days = [sorted({day.day for _, day in flush}) for flush in flushes]
+    assert days[0] == [1]  # day 1 had no record between the 2nd and 3rd checkpoints
+    assert all(max(a) < min(b) for a, b in zip(days[:-1], days[1:-1], strict=False))  # in order, once each
+    assert 1 in days[-1]  # … until the straggler brings it back
+    summed: dict = {}
+    for flush in flushes:
+        for key, quantity in flush.items():
+            summed[key] = summed.get(key, 0) + quantity
+    assert summed[("acme,sg,email,delivered", dt.date(2026, 10, 1))] == 55
+    assert sum(summed.values()) == 1005
+
+
+def test_days_that_keep_getting_records_are_flushed_at_the_end(tmp_path, monkeypatch):
+    lines = [f"2026-10-{1 + i % 10:02d},acme,sg,email,delivered,1\n" for i in range(1000)]
+    flushes = flushes_of("".join(lines), tmp_path, monkeypatch)
+    assert len(flushes) == 1
+    assert sum(flushes[0].values()) == 1000
+
+
 class Terminal(io.StringIO):
     def isatty(self) -> bool:
         return True

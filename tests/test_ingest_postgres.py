@@ -3,8 +3,10 @@ same input, and concurrent imports (and settlement) that lose no update."""
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import random
 import threading
+import time
 import traceback
 from collections import defaultdict
 from decimal import Decimal
@@ -16,7 +18,8 @@ from django.db import connection, transaction
 from accounts.models import Account
 from aurora_billing.periods import Period, parse_occurred_at
 from tests.conftest import add_price, add_usage, utc
-from usage.ingest import FileSource, ImportRejected
+from usage import services
+from usage.ingest import Catalog, FileSource, ImportRejected
 from usage.ingest import totals as ingest_totals
 from usage.models import DailyUsage, Region, UsageImport, UsageImportLine
 from usage.services import TOO_LARGE, usage_import
@@ -79,31 +82,72 @@ def import_state(batch: UsageImport) -> dict:
             "lines": lines, "daily": daily_state()}
 
 
-def test_copy_and_simple_paths_give_identical_results(postgres, tmp_path, monkeypatch):
+def import_staged(path: Path):
+    """The COPY path as it runs after lock contention: flushes only staged,
+    every daily key written at the end."""
+    source = FileSource(path, "csv")
+    return services._import_once(source, source.sha256, Catalog.load(), "copy", NOW, None, pipelined=False)
+
+
+@pytest.fixture
+def sends(monkeypatch):
+    """How many times the COPY loader sent its statements while reading."""
+    sent = []
+    send = services.CopyLoader._send
+
+    def counting(self, query):
+        sent.append(query)
+        send(self, query)
+
+    monkeypatch.setattr(services.CopyLoader, "_send", counting)
+    return sent
+
+
+def by_time(rows, stragglers: int = 0):
+    """``rows`` in time order, but for ``stragglers`` of the first day's moved to the end."""
+    rows = sorted(rows, key=lambda row: parse_occurred_at(row[0]))
+    return rows[stragglers:] + rows[:stragglers]
+
+
+@pytest.mark.parametrize("order", ["random", "time"])
+def test_pipelined_staged_and_simple_paths_give_identical_results(postgres, tmp_path, monkeypatch, sends, order):
     accounts = make_catalog()
     # Existing usage: acme's September is settled (late), beta's is not.
     row = add_usage(accounts["acme"], "sg", "email", "2026-09-28", "1000")
     DailyUsage.objects.filter(pk=row.pk).update(billed_quantity=1000)
     add_usage(accounts["beta"], "hk", "data_flow", "2026-09-29", "1.5")
     rows = random_rows(20_000, seed=3)
-    path = write_csv(tmp_path / "mixed.csv", rows)
-    # Small flushes: the COPY path stages partial totals of one key many times.
     monkeypatch.setattr(ingest_totals, "PROGRESS_EVERY", 256)
-    monkeypatch.setattr(ingest_totals, "FLUSH_KEYS", 100)
+    if order == "random":
+        # Small flushes of every day: the COPY path writes partial totals of one key many times.
+        monkeypatch.setattr(ingest_totals, "FLUSH_KEYS", 100)
+    else:
+        # Days are written one after the other while the file is read; the
+        # first day comes back at the end.
+        rows = by_time(rows, stragglers=5)
+    path = write_csv(tmp_path / "mixed.csv", rows)
     before = daily_state()
 
     states = {}
-    for method in ("copy", "simple"):
+    for name, run in (("pipelined", lambda: usage_import(source=FileSource(path, "csv"), now=NOW).usage_import),
+                      ("staged", lambda: import_staged(path)),
+                      ("simple", lambda: usage_import(source=FileSource(path, "csv"), now=NOW,
+                                                      method="simple").usage_import)):
         with transaction.atomic():
-            batch = usage_import(source=FileSource(path, "csv"), now=NOW, method=method).usage_import
-            assert batch.method == method
-            states[method] = import_state(batch)
+            sent = len(sends)
+            batch = run()
+            assert batch.method == ("simple" if name == "simple" else "copy")
+            if name == "pipelined":
+                assert len(sends) - sent > 10  # written while reading
+            elif name == "staged":
+                assert len(sends) == sent
+            states[name] = import_state(batch)
             transaction.set_rollback(True)
         assert daily_state() == before
 
-    assert states["copy"] == states["simple"]
-    # … and both are right: every key holds its records' sum, added to what was there.
-    state = states["copy"]
+    assert states["pipelined"] == states["staged"] == states["simple"]
+    # … and they are right: every key holds its records' sum, added to what was there.
+    state = states["pipelined"]
     expected = expected_totals(rows)
     assert {key: quantity for key, (quantity, _) in state["lines"].items()} == expected
     for key, (quantity, billed) in state["daily"].items():
@@ -114,6 +158,49 @@ def test_copy_and_simple_paths_give_identical_results(postgres, tmp_path, monkey
     assert late == {key for key in expected if key[0] == "acme" and key[4].month == 9}
     assert state["late_rows"] == len(late) > 0
     assert state["records"] == 20_000
+    assert state["daily_rows"] == len(expected)
+
+
+def rows_by_day(accounts=("acme", "beta"), days=range(1, 11), per_day: int = 100, quantity: str = "3"):
+    return [(f"2026-10-{day:02d}T{i % 24:02d}:30:00+08:00", accounts[i % len(accounts)], "sg" if i % 3 else "hk",
+             "email", "delivered", quantity) for day in days for i in range(per_day)]
+
+
+def test_a_bad_record_after_days_were_written_stores_nothing(postgres, tmp_path, monkeypatch, sends):
+    accounts = make_catalog()
+    add_usage(accounts["acme"], "sg", "email", "2026-10-02", "1000")
+    monkeypatch.setattr(ingest_totals, "PROGRESS_EVERY", 64)
+    before = daily_state()
+    rows = rows_by_day()
+    bad = write_csv(tmp_path / "bad.csv", [*rows, ("2026-10-10", "acme", "sg", "email", "delivered", "-1")])
+    with pytest.raises(ImportRejected) as info:
+        usage_import(source=FileSource(bad, "csv"), now=NOW)
+    assert len(sends) > 5  # days were written before the bad record was read …
+    assert info.value.report() == ["line 1002: quantity must be ≥ 0"]
+    assert daily_state() == before  # … and undone
+    assert not UsageImport.objects.exists() and not UsageImportLine.objects.exists()
+    # The connection is fit for use: the fixed file imports.
+    fixed = write_csv(tmp_path / "fixed.csv", rows)
+    batch = usage_import(source=FileSource(fixed, "csv"), now=NOW).usage_import
+    assert batch.records == 1000 and daily_state() != before
+
+
+def test_a_daily_total_too_large_found_while_reading_rejects_the_file(postgres, tmp_path, monkeypatch, sends):
+    make_catalog()
+    monkeypatch.setattr(ingest_totals, "PROGRESS_EVERY", 64)
+    huge = [("2026-10-01", "acme", "sg", "data_flow", "", "99999999999999.999999")] * 2
+    path = write_csv(tmp_path / "huge.csv", [*huge, *rows_by_day(days=range(2, 8))])
+    with pytest.raises(ImportRejected) as info:
+        usage_import(source=FileSource(path, "csv"), now=NOW)
+    assert len(sends) == 1  # the first day's write failed while the file was read; nothing was sent after it
+    assert info.value.report() == [TOO_LARGE]
+    assert not DailyUsage.objects.exists() and not UsageImport.objects.exists()
+    # A bad record is reported before a total that does not fit.
+    path = write_csv(tmp_path / "huge-and-bad.csv", [*huge, *rows_by_day(days=range(2, 8)),
+                                                     ("2026-10-09", "nobody", "sg", "email", "delivered", "1")])
+    with pytest.raises(ImportRejected) as info:
+        usage_import(source=FileSource(path, "csv"), now=NOW)
+    assert info.value.report() == ["line 604: unknown account 'nobody'"]
 
 
 @pytest.mark.parametrize("method", ["copy", "simple"])
@@ -154,8 +241,11 @@ def run_concurrently(*jobs):
 
 
 @pytest.mark.django_db(transaction=True, serialized_rollback=True)
-@pytest.mark.parametrize("method", ["copy", "simple"])
-def test_concurrent_imports_of_the_same_daily_rows_lose_no_update(postgres, tmp_path, method):
+@pytest.mark.parametrize("method", ["copy", "copy written while read", "simple"])
+def test_concurrent_imports_of_the_same_daily_rows_lose_no_update(postgres, tmp_path, monkeypatch, method):
+    if method == "copy written while read":
+        monkeypatch.setattr(ingest_totals, "PROGRESS_EVERY", 64)  # the rows below are in time order
+        method = "copy"
     accounts = make_catalog()
     for region in ("sg", "hk"):
         add_usage(accounts["acme"], region, "email", "2026-10-05", "1000")
@@ -191,10 +281,14 @@ def test_concurrent_imports_of_the_same_file_import_it_once(postgres, tmp_path):
 
 
 @pytest.mark.django_db(transaction=True, serialized_rollback=True)
-def test_import_during_settlement_is_billed_or_marked_late_never_lost(postgres, tmp_path):
+@pytest.mark.parametrize("order", ["days mixed", "time"])
+def test_import_during_settlement_is_billed_or_marked_late_never_lost(postgres, tmp_path, monkeypatch, order):
     """An import of October usage races the settlement of October: what
     the bill did not cover is exactly what the import log marks late."""
     from aurora_billing.settlement import settle_account
+
+    if order == "time":  # written day by day while the file is read
+        monkeypatch.setattr(ingest_totals, "PROGRESS_EVERY", 256)
     from invoices.models import BillLine
 
     accounts = make_catalog()
@@ -204,7 +298,7 @@ def test_import_during_settlement_is_billed_or_marked_late_never_lost(postgres, 
         add_usage(accounts["acme"], "sg", "email", f"2026-10-{day:02d}", "100")
     rows = [(f"2026-10-{1 + i % 28:02d}", "acme", "sg" if i % 3 else "hk", "email", "delivered", "7")
             for i in range(5000)]
-    path = write_csv(tmp_path / "race.csv", rows)
+    path = write_csv(tmp_path / "race.csv", by_time(rows) if order == "time" else rows)
     october = Period(2026, 10)
     outcomes = run_concurrently(
         lambda: usage_import(source=FileSource(path, "csv"), now=NOW),
@@ -219,3 +313,47 @@ def test_import_during_settlement_is_billed_or_marked_late_never_lost(postgres, 
     assert total - billed == late
     assert billed == sum(BillLine.objects.filter(bill__account=accounts["acme"]).values_list(
         "usage_quantity", flat=True))
+
+
+@pytest.mark.django_db(transaction=True)
+def test_an_account_locked_elsewhere_makes_a_pipelined_import_start_again_and_wait(postgres, tmp_path, monkeypatch,
+                                                                                 caplog, sends):
+    """gamma shows up only at the end of a file written while read, and a
+    settlement (here: a plain lock) holds it: the import must not wait
+    while it holds acme and beta out of order, so it starts again, writes
+    at the end and waits for gamma in id order; nothing is lost."""
+    import psycopg
+
+    make_catalog()
+    monkeypatch.setattr(ingest_totals, "PROGRESS_EVERY", 64)
+    rows = [*rows_by_day(), ("2026-10-10T23:00:00+08:00", "gamma", "sg", "email", "delivered", "7")]
+    path = write_csv(tmp_path / "gamma-last.csv", rows)
+    settings = connection.settings_dict
+    blocker = psycopg.connect(dbname=settings["NAME"], user=settings["USER"], host=settings["HOST"],
+                              port=settings["PORT"] or 5432, password=settings["PASSWORD"] or None)
+    try:
+        blocker.execute("SELECT 1 FROM accounts_account WHERE code = 'gamma' FOR UPDATE")
+        outcome = []
+        importer = threading.Thread(target=lambda: outcome.extend(run_concurrently(
+            lambda: usage_import(source=FileSource(path, "csv"), now=NOW))))
+        with caplog.at_level(logging.INFO, logger="aurora.usage"):
+            importer.start()
+            waiting = 0
+            for _ in range(300):
+                blocker.execute("SELECT pg_stat_clear_snapshot()")  # a fresh look in this transaction
+                waiting = blocker.execute("SELECT count(*) FROM pg_stat_activity "
+                                          "WHERE pg_backend_pid() = ANY(pg_blocking_pids(pid))").fetchone()[0]
+                if waiting:
+                    break
+                time.sleep(0.1)
+            assert waiting == 1  # the second attempt waits for gamma …
+            assert not DailyUsage.objects.exists()
+            blocker.commit()  # … until the "settlement" ends
+            importer.join(timeout=60)
+    finally:
+        blocker.close()
+    assert len(outcome) == 1 and not isinstance(outcome[0], Exception), outcome
+    assert len(sends) > 5  # the first attempt wrote while it read, then met gamma
+    assert any("importing it again, writing at the end" in record.getMessage() for record in caplog.records)
+    assert {key: quantity for key, (quantity, _) in daily_state().items()} == expected_totals(rows)
+    assert UsageImport.objects.get().daily_rows == len(expected_totals(rows))

@@ -3,40 +3,46 @@
 ``usage_import`` is the one way usage enters the database (import_usage,
 ``POST /api/usage/`` and seed_demo). One import, in one transaction:
 
-1. validate and sum the source's records per daily key (usage.ingest);
+1. write the import log's UsageImport row (a concurrent import of the
+   same content or Idempotency-Key waits on it, then finds it);
+2. validate and sum the source's records per daily key (usage.ingest);
    any bad record rejects the whole source and nothing is stored;
-2. write the import log: a UsageImport row, then one UsageImportLine per
-   daily key with the quantity this import brings;
-3. add the lines' quantities to DailyUsage.quantity (never to
+3. write one UsageImportLine per daily key with the quantity this import
+   brings, and add it to DailyUsage.quantity (never to
    ``billed_quantity``: what settlement has not covered is billed by the
    next settlement, exactly once);
 4. mark lines late whose (account, period) is already settled.
 
-On PostgreSQL (method ``copy``) the day totals travel by COPY into a
-temporary staging table; one set-based statement then writes the log
-lines and upserts DailyUsage from them. Elsewhere (method ``simple``,
-SQLite) the totals are kept in memory and written through the ORM. Both
-give the same rows (tests/test_ingest_postgres.py runs both against each
-other).
+On PostgreSQL (method ``copy``, CopyLoader) the day totals travel by COPY
+and set-based statements write them; a large source in time order is
+written while it is still being read (pipelined), so the database works
+on the other CPU. Elsewhere (method ``simple``, SQLite) the totals are
+kept in memory and written through the ORM. Both give the same rows
+(tests/test_ingest_postgres.py runs them against each other).
 
-Concurrency: the accounts an import touches are locked (``FOR NO KEY
-UPDATE``, in id order) before step 3, until commit. Settlement locks the account
-row ``FOR UPDATE`` first, so an import and a settlement of the same account
-never interleave: the late marking is exact, and neither can deadlock on
-the other's daily rows. Two imports of one account serialise on the lock
-for their (short) final steps only; ``quantity = quantity + excluded``
-loses no update either way.
+Concurrency: DailyUsage rows of an account are written only while the
+import holds the account's row lock (``FOR NO KEY UPDATE``), until
+commit; locks are taken in id order, or without waiting (CopyLoader
+says how). Settlement locks the account row ``FOR UPDATE`` first, so an
+import and a settlement of the same account never interleave: the late
+marking is exact, and neither can deadlock on the other's daily rows.
+Two imports of one account serialise on the lock; ``quantity = quantity
++ excluded`` loses no update either way.
 """
 from __future__ import annotations
 
 import json
 import logging
 import secrets
+import select
 from dataclasses import dataclass
+from decimal import Decimal
 from itertools import groupby
 
+import psycopg
 from django.db import DataError, IntegrityError, connection, transaction
 from django.db.models.functions import TruncMonth
+from psycopg import pq, sql
 
 from accounts.models import Account
 from aurora_billing.periods import Period
@@ -49,6 +55,7 @@ log = logging.getLogger("aurora.usage")
 
 TOKEN_PREFIX = "aur_ingest_"
 TOO_LARGE = f"a daily usage total would exceed the largest storable quantity ({MAX_QUANTITY})"
+NUMERIC_OUT_OF_RANGE = "22003"  # PostgreSQL's SQLSTATE
 
 
 @dataclass(frozen=True)
@@ -61,6 +68,10 @@ class ImportOutcome:
 
 class _AlreadyImported(Exception):
     pass
+
+
+class _Contended(Exception):
+    """An account the import must lock is locked by another transaction."""
 
 
 def default_method() -> str:
@@ -80,33 +91,47 @@ def usage_import(*, source: FileSource | RecordsSource, now, progress=None, meth
     method = method or default_method()
     catalog = Catalog.load()
     try:
-        with transaction.atomic(), (CopyLoader if method == "copy" else MemoryLoader)(catalog) as loader:
-            records = aggregate(source, catalog=catalog, flush=loader.add, progress=progress)
-            batch = UsageImport(
-                origin=source.origin, name=source.name[:500], format=source.format, content_sha256=fingerprint,
-                idempotency_key=source.idempotency_key, token=source.token, method=method, records=records,
-                imported_at=now,
-            )
-            try:
-                with transaction.atomic():
-                    batch.save()
-            except IntegrityError:
-                raise _AlreadyImported from None  # a concurrent import of the same content or key won
-            _lock_accounts(loader.account_ids)
-            batch.daily_rows = loader.write(batch, now)
-            batch.late_rows = _lines_mark_late(batch)
-            if source.origin == ImportOrigin.API:
-                batch.response = json.dumps(import_answer(batch))
-            batch.save(update_fields=["daily_rows", "late_rows", "response"])
+        try:
+            batch = _import_once(source, fingerprint, catalog, method, now, progress, pipelined=True)
+        except _Contended as exc:
+            # Writing as it read, the import met an account locked by another
+            # transaction; it cannot wait while it holds others (see
+            # CopyLoader), so it starts again and writes at the end.
+            log.info("usage import of %s: %s; importing it again, writing at the end", source.name, exc)
+            batch = _import_once(source, fingerprint, catalog, method, now, progress, pipelined=False)
     except _AlreadyImported:
         return ImportOutcome(_previous_import(source, fingerprint), duplicate=True)
     except DataError as exc:
-        if getattr(exc.__cause__, "sqlstate", None) == "22003":  # numeric_value_out_of_range
+        if getattr(exc.__cause__, "sqlstate", None) == NUMERIC_OUT_OF_RANGE:
             raise ImportRejected.single(TOO_LARGE) from None
         raise
     log.info("usage import #%s %s: %s records into %s daily rows (%s late) by %s",
              batch.pk, batch.name, batch.records, batch.daily_rows, batch.late_rows, method)
     return ImportOutcome(batch)
+
+
+def _import_once(source, fingerprint: str, catalog: Catalog, method: str, now, progress, *,
+                 pipelined: bool) -> UsageImport:
+    with transaction.atomic():
+        batch = UsageImport(
+            origin=source.origin, name=source.name[:500], format=source.format, content_sha256=fingerprint,
+            idempotency_key=source.idempotency_key, token=source.token, method=method, imported_at=now,
+        )
+        try:
+            with transaction.atomic():
+                batch.save()  # an import of the same content or key waits here until this one ends
+        except IntegrityError:
+            raise _AlreadyImported from None  # a concurrent import of the same content or key won
+        loader = CopyLoader(catalog, batch, pipelined=pipelined) if method == "copy" else MemoryLoader(catalog, batch)
+        with loader:
+            batch.records = aggregate(source, catalog=catalog, flush=loader.add, progress=progress)
+            loader.finish()
+            batch.daily_rows = loader.write()
+        batch.late_rows = _lines_mark_late(batch)
+        if source.origin == ImportOrigin.API:
+            batch.response = json.dumps(import_answer(batch))
+        batch.save(update_fields=["records", "daily_rows", "late_rows", "response"])
+    return batch
 
 
 def _previous_import(source, fingerprint: str) -> UsageImport | None:
@@ -148,59 +173,196 @@ def _lines_mark_late(batch: UsageImport) -> int:
 
 
 class CopyLoader:
-    """PostgreSQL: day totals COPYed into a temporary staging table; then
-    one statement writes the import's lines and adds them to DailyUsage."""
+    """PostgreSQL: day totals travel by COPY; set-based statements write
+    them as the import's lines and add them to DailyUsage.
 
-    def __init__(self, catalog: Catalog) -> None:
+    Pipelined (the default), each flush of totals is COPYed into a small
+    table and the statement that writes it is sent without waiting for it:
+    the database runs it on the other CPU while the reading goes on, and
+    its result is read before the next flush. A source in time order is
+    flushed day by day (usage.ingest.totals), so the database's share of
+    the work (the upsert, and its foreign key checks, made immediate for
+    this) overlaps the reading. A key flushed twice is added to DailyUsage
+    twice, as it should, and its lines are merged into one at the end.
+
+    Locks: DailyUsage rows of an account are written only under its lock
+    (``FOR NO KEY UPDATE``; settlement takes ``FOR UPDATE``). The first
+    flush locks its accounts in id order and may wait, as the import holds
+    no lock yet. An account that first shows up in a later flush is locked
+    ``NOWAIT``: waiting while holding locks out of order could deadlock
+    with a settlement or import locking in id order. If it is taken, the
+    import raises _Contended and is run again not pipelined: every flush
+    only staged, then all accounts locked in id order and one statement,
+    as an API request (one flush) always is."""
+
+    def __init__(self, catalog: Catalog, batch: UsageImport, *, pipelined: bool = True) -> None:
         self.catalog = catalog
+        self.batch = batch
+        self.pipelined = pipelined
         self.account_ids: set[int] = set()
+        self.locked: set[int] = set()
+        self.days: set = set()  # days flushed so far
+        self.repeated = False  # a day was flushed twice: its lines may need merging
+        self.rows = 0  # lines written
+        self.failure: Exception | None = None
+        self.sent = False  # a statement was sent whose results are not read yet
+        self.prefixes: dict[str, tuple[str, int]] = {}  # kind → (its COPY fields, account id)
 
     def __enter__(self) -> CopyLoader:
         self.cursor = connection.cursor()
+        self.raw = connection.connection  # the psycopg connection
+        self.pgconn = self.raw.pgconn
         # Summing and sorting the day totals in memory (the default 4 MB
         # spills a million-record file's totals to disk); this transaction only.
         self.cursor.execute("SET LOCAL work_mem = '64MB'")
-        self.cursor.execute("DROP TABLE IF EXISTS usage_import_staging")
-        self.cursor.execute("CREATE TEMPORARY TABLE usage_import_staging (account_id bigint NOT NULL, "
+        self.cursor.execute("DROP TABLE IF EXISTS usage_import_flush")
+        self.cursor.execute("CREATE TEMPORARY TABLE usage_import_flush (account_id bigint NOT NULL, "
                             "region_id text NOT NULL, service_id text NOT NULL, result text NOT NULL, "
                             "day date NOT NULL, quantity numeric NOT NULL)")
+        self.foreign_keys = _daily_usage_foreign_keys(self.cursor)
+        self.cursor.execute(sql.SQL("SET CONSTRAINTS {} IMMEDIATE").format(self.foreign_keys))
         return self
 
     def __exit__(self, *exc_info) -> None:
+        self._receive()  # the connection must be idle again, whatever happened
         self.cursor.close()
 
     def add(self, totals: DayTotals) -> None:
-        accounts = self.catalog.accounts
-        with self.cursor.copy("COPY usage_import_staging FROM STDIN") as copy:
-            for (account, region, service, result, day), quantity in totals.items():
-                account_id = accounts[account]
-                self.account_ids.add(account_id)
-                copy.write_row((account_id, region, service, result, day, quantity))
+        self._receive()
+        if isinstance(self.failure, _Contended):
+            raise self.failure  # start again at once; other failures are raised by finish()
+        if self.failure is not None:
+            return
+        text, ids = self._copy_text(totals)
+        self.account_ids |= ids
+        self.repeated = self.repeated or not self.days.isdisjoint(totals)
+        self.days.update(totals)
+        with self.cursor.copy("COPY usage_import_flush FROM STDIN") as copy:
+            copy.write(text)
+        if not self.pipelined:
+            return  # staged: written by write()
+        statements = []
+        new = ids - self.locked
+        if new:
+            statements.append(sql.SQL("SELECT id FROM {} WHERE id = ANY({}) ORDER BY id FOR NO KEY UPDATE{}").format(
+                sql.Identifier(Account._meta.db_table), sorted(new), sql.SQL(" NOWAIT" if self.locked else "")))
+            self.locked |= new
+        statements += [self._write_rows(sql.SQL("TABLE usage_import_flush")), sql.SQL("TRUNCATE usage_import_flush")]
+        self._send(sql.SQL("; ").join(statements).as_bytes(self.raw))
 
-    def write(self, batch: UsageImport, now) -> int:
-        """The staged totals, summed per daily key, become the import's
-        lines and are added to DailyUsage: one INSERT … ON CONFLICT, in key
-        order, so that concurrent imports lock rows in the same order.
-        Returns the number of daily rows."""
-        self.cursor.execute(
+    def _copy_text(self, totals: DayTotals) -> tuple[str, set[int]]:
+        """COPY text of ``totals``, and the ids of their accounts."""
+        prefixes = self.prefixes
+        parts = []
+        ids = set()
+        for day, per_day in totals.items():
+            day_field = f"\t{day.isoformat()}\t"
+            for kind, quantity in per_day.items():
+                found = prefixes.get(kind)
+                if found is None:
+                    account, region, service, result = kind.split(",")
+                    account_id = self.catalog.accounts[account]
+                    found = prefixes[kind] = ("\t".join(map(_copy_field, (str(account_id), region, service, result))),
+                                              account_id)
+                parts.append(f"{found[0]}{day_field}{quantity}\n")
+                ids.add(found[1])
+        return "".join(parts), ids
+
+    def _write_rows(self, rows: sql.Composable) -> sql.Composed:
+        """The statement that writes ``rows`` (one per daily key) as lines
+        of the import and adds them to DailyUsage, in key order so that
+        concurrent writers lock rows in the same order."""
+        return sql.SQL(
             """WITH lines AS (
                 INSERT INTO usage_usageimportline
                     (usage_import_id, account_id, region_id, service_id, result, day, quantity, late)
-                SELECT %s, account_id, region_id, service_id, result, day, sum(quantity), false
-                FROM usage_import_staging
-                GROUP BY account_id, region_id, service_id, result, day
+                SELECT {batch}, account_id, region_id, service_id, result, day, quantity, false FROM ({rows}) AS rows
                 RETURNING account_id, region_id, service_id, result, day, quantity)
             INSERT INTO usage_dailyusage
                 (account_id, region_id, service_id, result, day, quantity, billed_quantity, updated_at)
-            SELECT account_id, region_id, service_id, result, day, quantity, 0, %s FROM lines
+            SELECT account_id, region_id, service_id, result, day, quantity, 0, {now} FROM lines
             ORDER BY account_id, region_id, service_id, result, day
             ON CONFLICT (account_id, region_id, service_id, result, day) DO UPDATE
-            SET quantity = usage_dailyusage.quantity + EXCLUDED.quantity, updated_at = EXCLUDED.updated_at""",
-            [batch.pk, now],
-        )
-        rows = self.cursor.rowcount
-        self.cursor.execute("DROP TABLE usage_import_staging")
-        return rows
+            SET quantity = usage_dailyusage.quantity + EXCLUDED.quantity, updated_at = EXCLUDED.updated_at"""
+        ).format(batch=self.batch.pk, rows=rows, now=self.batch.imported_at)
+
+    def _send(self, query: bytes) -> None:
+        """Sends ``query`` (statements without parameters) and returns at once."""
+        self.pgconn.send_query(query)
+        self.sent = True
+        while self.pgconn.flush():  # the connection is non-blocking: wait until all is sent
+            select.select([], [self.pgconn.socket], [])
+
+    def _receive(self) -> None:
+        """Waits for the results of what was sent; keeps the first failure."""
+        if not self.sent:
+            return
+        self.sent = False
+        error = None
+        while (result := self._next_result()) is not None:
+            if result.status == pq.ExecStatus.FATAL_ERROR and error is None:
+                error = psycopg.errors.error_from_result(result, encoding=self.raw.info.encoding)
+            elif result.command_status.startswith(b"INSERT"):
+                self.rows += result.command_tuples
+        if error is None or self.failure is not None:
+            return
+        if isinstance(error, psycopg.errors.LockNotAvailable):
+            self.failure = _Contended(str(error).strip())
+        elif isinstance(error, psycopg.errors.NumericValueOutOfRange):
+            self.failure = ImportRejected.single(TOO_LARGE)
+        else:
+            self.failure = error
+
+    def _next_result(self):
+        """The next result of what was sent, or None after the last. Waits
+        in select(), not in libpq, so that other threads run meanwhile."""
+        while True:
+            self.pgconn.consume_input()
+            if not self.pgconn.is_busy():
+                return self.pgconn.get_result()
+            select.select([self.pgconn.socket], [], [])
+
+    def finish(self) -> None:
+        """Waits until every flush is written; raises what went wrong."""
+        self._receive()
+        if self.failure is not None:
+            raise self.failure
+
+    def write(self) -> int:
+        """After ``finish``: staged, the accounts are locked in id order and
+        every key written; pipelined, the lines of a key flushed twice are
+        merged. Returns the number of daily rows (one line each)."""
+        if not self.pipelined:
+            _lock_accounts(self.account_ids)
+            self.cursor.execute(self._write_rows(sql.SQL(
+                "SELECT account_id, region_id, service_id, result, day, sum(quantity) AS quantity "
+                "FROM usage_import_flush GROUP BY account_id, region_id, service_id, result, day")))
+            self.rows = self.cursor.rowcount
+        elif self.repeated:
+            self.cursor.execute(sql.SQL(
+                """WITH flushed AS (
+                    DELETE FROM usage_usageimportline WHERE usage_import_id = {batch}
+                    RETURNING account_id, region_id, service_id, result, day, quantity)
+                INSERT INTO usage_usageimportline
+                    (usage_import_id, account_id, region_id, service_id, result, day, quantity, late)
+                SELECT {batch}, account_id, region_id, service_id, result, day, sum(quantity), false FROM flushed
+                GROUP BY account_id, region_id, service_id, result, day""").format(batch=self.batch.pk))
+            self.rows = self.cursor.rowcount
+        # Back to Django's INITIALLY DEFERRED, for the rest of an enclosing transaction.
+        self.cursor.execute(sql.SQL("SET CONSTRAINTS {} DEFERRED").format(self.foreign_keys))
+        self.cursor.execute("DROP TABLE usage_import_flush")
+        return self.rows
+
+
+def _copy_field(text: str) -> str:
+    """``text`` as a field of COPY's text format."""
+    return text.replace("\\", "\\\\").replace("\t", "\\t").replace("\n", "\\n").replace("\r", "\\r")
+
+
+def _daily_usage_foreign_keys(cursor) -> sql.Composable:
+    cursor.execute("SELECT conname FROM pg_constraint WHERE conrelid = %s::regclass AND contype = 'f' "
+                   "ORDER BY conname", [DailyUsage._meta.db_table])
+    return sql.SQL(", ").join(sql.Identifier(name) for (name,) in cursor.fetchall())
 
 
 class MemoryLoader:
@@ -209,9 +371,10 @@ class MemoryLoader:
     read-add-write of DailyUsage cannot lose an update there; on
     PostgreSQL the rows are read FOR UPDATE."""
 
-    def __init__(self, catalog: Catalog) -> None:
+    def __init__(self, catalog: Catalog, batch: UsageImport) -> None:
         self.catalog = catalog
-        self.totals: DayTotals = {}
+        self.batch = batch
+        self.totals: dict[tuple, Decimal] = {}  # (account id, region, service, result, day) → quantity
         self.account_ids: set[int] = set()
 
     def __enter__(self) -> MemoryLoader:
@@ -221,19 +384,27 @@ class MemoryLoader:
         self.totals = {}
 
     def add(self, totals: DayTotals) -> None:
-        for key, quantity in totals.items():
-            self.totals[key] = self.totals.get(key, 0) + quantity
-            self.account_ids.add(self.catalog.accounts[key[0]])
-
-    def write(self, batch: UsageImport, now) -> int:
-        """The import's lines, then each added to its DailyUsage row.
-        Returns the number of daily rows."""
         accounts = self.catalog.accounts
+        for day, per_day in totals.items():
+            for kind, quantity in per_day.items():
+                account, region, service, result = kind.split(",")
+                key = (accounts[account], region, service, result, day)
+                self.totals[key] = self.totals.get(key, 0) + quantity
+                self.account_ids.add(key[0])
+
+    def finish(self) -> None:
+        pass
+
+    def write(self) -> int:
+        """The import's lines, then each added to its DailyUsage row, under
+        the accounts' locks. Returns the number of daily rows."""
+        _lock_accounts(self.account_ids)
+        batch, now = self.batch, self.batch.imported_at
         lines = []
-        for (account, region, service, result, day), quantity in self.totals.items():
+        for (account_id, region, service, result, day), quantity in self.totals.items():
             if quantity > MAX_QUANTITY:
                 raise ImportRejected.single(TOO_LARGE)
-            lines.append(UsageImportLine(usage_import=batch, account_id=accounts[account], region_id=region,
+            lines.append(UsageImportLine(usage_import=batch, account_id=account_id, region_id=region,
                                          service_id=service, result=result, day=day, quantity=quantity))
         UsageImportLine.objects.bulk_create(lines, batch_size=1000)
         lines.sort(key=lambda line: (line.account_id, line.day))

@@ -1,10 +1,14 @@
 """Validate records and sum their quantities per daily key.
 
 ``aggregate_lines`` adds each valid record's quantity to the total of its
-daily key (account, region, service item, result, UTC+8 day) and hands the
-totals to ``flush`` whenever ``FLUSH_KEYS`` of them have accumulated, so
-memory stays flat however many records a source has. After a bad record
-nothing more is flushed, every later one is still checked, and
+daily key (account, region, service item, result, UTC+8 day) and hands
+totals to ``flush``: at every checkpoint (``PROGRESS_EVERY`` records) those
+of the days that got no record since the previous checkpoint, since a
+source in time order is done with them (so the COPY loader can write them
+while the rest is read); all of them whenever ``FLUSH_KEYS`` have
+accumulated, so memory stays flat however many records a source has; and
+the rest at the end. A key may be flushed more than once. After a bad
+record nothing more is flushed, every later one is still checked, and
 ImportRejected lists the bad ones at the end.
 
 The loop is the import's cost in Python (about a microsecond per record):
@@ -38,8 +42,9 @@ _MINUTES_SECONDS = frozenset(f":{m:02d}:{s:02d}" for m in range(60) for s in ran
 _WHOLE_HOUR_OFFSETS = frozenset(["Z"] + [f"{sign}{h:02d}:00" for sign in "+-" for h in range(24)])
 _HOUR_FORM = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}")
 
-# (account code, region, service, result, day) → quantity
-DayTotals = dict[tuple[str, str, str, str, dt.date], Decimal]
+# day → kind → quantity; a kind is the text "account,region,service,result"
+# (the codes of a valid record: Catalog.kinds)
+DayTotals = dict[dt.date, dict[str, Decimal]]
 Flush = Callable[[DayTotals], None]
 Progress = Callable[[int, int], None]  # (records, bytes read)
 
@@ -75,10 +80,13 @@ def _tail_offset(tail: str) -> str:
 def aggregate_lines(lines, *, catalog: Catalog, flush: Flush, progress: Progress | None = None) -> int:
     """Validate every record of ``lines`` (Lines) and sum quantities per
     daily key; ``flush`` must consume the totals it is given before it
-    returns. Returns the number of records; raises ImportRejected after
+    returns (they are cleared then). Returns the number of records; raises ImportRejected after
     reading every line if any record is bad."""
     errors = ErrorList(lines.label, lines.error_cap)
-    totals: dict[dt.date, dict[str, Decimal]] = {}  # day → "account,region,service,result" → quantity
+    # day → "account,region,service,result" → quantity: days with records
+    # since the last checkpoint, and days without (flushed at the next one)
+    totals: DayTotals = {}
+    resting: DayTotals = {}
     kinds = catalog.kinds
     tails: dict[str, str] = {}  # occurred_at after its hour → offset, or "" (see _tail_offset)
     hour_days: dict[str, dt.date] = {}  # "YYYY-MM-DDTHH" + offset → day
@@ -87,19 +95,21 @@ def aggregate_lines(lines, *, catalog: Catalog, flush: Flush, progress: Progress
     fractions: dict[str, Decimal] = {}  # … and the others
     count = blank = keys = 0
 
-    def send() -> None:
+    def send(days: DayTotals) -> None:
         nonlocal keys
-        if not errors.total:
-            flush({(*kind.split(","), day): quantity
-                   for day, per_day in totals.items() for kind, quantity in per_day.items()})
-        totals.clear()
-        keys = 0
+        if days and not errors.total:
+            flush(days)
+        keys -= sum(map(len, days.values()))
+        days.clear()
 
     def checkpoint() -> None:
         if progress is not None:
             progress(count - blank, lines.bytes_read())
+        send(resting)  # days that got no record since the last checkpoint
         if keys >= FLUSH_KEYS:
-            send()
+            send(totals)
+        resting.update(totals)
+        totals.clear()
         for memo, size in ((tails, MEMO_SIZE), (hour_days, MEMO_SIZE), (days, SMALL_MEMO_SIZE),
                            (wholes, SMALL_MEMO_SIZE), (fractions, SMALL_MEMO_SIZE)):
             if len(memo) >= size:
@@ -152,7 +162,10 @@ def aggregate_lines(lines, *, catalog: Catalog, flush: Flush, progress: Progress
                 continue
         per_day = totals.get(day)
         if per_day is None:
-            per_day = totals[day] = {}
+            per_day = resting.pop(day, None)
+            if per_day is None:
+                per_day = {}
+            totals[day] = per_day
         total = per_day.get(kind)
         if total is not None:
             per_day[kind] = total + value
@@ -165,8 +178,10 @@ def aggregate_lines(lines, *, catalog: Catalog, flush: Flush, progress: Progress
                 continue
         per_day[kind] = value
         keys += 1
-    checkpoint()
+    if progress is not None:
+        progress(count - blank, lines.bytes_read())
     if errors.total:
         raise errors.rejected()
-    send()
+    resting.update(totals)
+    send(resting)  # the rest, in one flush
     return count - blank
