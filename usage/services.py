@@ -34,7 +34,7 @@ from __future__ import annotations
 import json
 import logging
 import secrets
-import select
+import selectors
 from dataclasses import dataclass
 from decimal import Decimal
 from itertools import groupby
@@ -291,7 +291,7 @@ class CopyLoader:
         self.pgconn.send_query(query)
         self.sent = True
         while self.pgconn.flush():  # the connection is non-blocking: wait until all is sent
-            select.select([], [self.pgconn.socket], [])
+            self._wait(selectors.EVENT_WRITE)
 
     def _receive(self) -> None:
         """Waits for the results of what was sent; keeps the first failure."""
@@ -315,12 +315,19 @@ class CopyLoader:
 
     def _next_result(self):
         """The next result of what was sent, or None after the last. Waits
-        in select(), not in libpq, so that other threads run meanwhile."""
+        in a selector, not in libpq, so that other threads run meanwhile."""
         while True:
             self.pgconn.consume_input()
             if not self.pgconn.is_busy():
                 return self.pgconn.get_result()
-            select.select([self.pgconn.socket], [], [])
+            self._wait(selectors.EVENT_READ)
+
+    def _wait(self, event: int) -> None:
+        """Until the connection's socket is ready for ``event`` (any number
+        of file descriptors: no select())."""
+        with selectors.DefaultSelector() as selector:
+            selector.register(self.pgconn.socket, event)
+            selector.select()
 
     def finish(self) -> None:
         """Waits until every flush is written; raises what went wrong."""
