@@ -11,7 +11,10 @@
    daily upsert and the commit; Python and Django start-up are not in it
    (the child's whole wall time is printed too). Peak RSS is the child's
    ``ru_maxrss``; an import of twice the rows (the same accounts and month)
-   shows that memory does not grow with the file.
+   shows that memory does not grow with the file. The file is in time
+   order, as the sending platform writes usage, so the import writes each
+   day while it reads the next (docs/ingestion.md); one import of the same
+   rows shuffled shows the cost when it cannot.
 3. POSTs 10,000-record requests to /api/usage/ served by gunicorn (2
    workers), one client and two clients at a time.
 
@@ -63,9 +66,13 @@ def main() -> None:
         _child(env, "setup")
         path = workdir / "usage.csv"
         double = workdir / "usage-double.csv"
+        shuffled = workdir / "usage-shuffled.csv"
         started = time.perf_counter()
         generate(path, rows, seed=1)
         generate(double, rows * 2, seed=2)
+        # In a child: the parent's peak RSS would become its children's (ru_maxrss survives fork and exec).
+        subprocess.run([sys.executable, "-m", "benchmarks.bench_ingest", "shuffle", str(path), str(shuffled)],
+                       cwd=ROOT, check=True)
         print(f"file: {rows:,} rows, {path.stat().st_size / 1e6:.1f} MB, generated in "
               f"{time.perf_counter() - started:.1f} s; load average {os.getloadavg()[0]:.2f}; "
               f"{os.cpu_count()} CPUs", flush=True)
@@ -84,6 +91,8 @@ def main() -> None:
                   f"into {result['daily_rows']:,} daily rows; load average {os.getloadavg()[0]:.2f}", flush=True)
         _empty_usage(url)
         double_result = _child(env, "import", str(double))
+        _empty_usage(url)
+        shuffled_result = _child(env, "import", str(shuffled))
 
         copy_best = min(c for c, _ in runs)
         import_best = min(r["seconds"] for _, r in runs)
@@ -102,6 +111,8 @@ def main() -> None:
             ("… before the import (Django loaded)", _mb(max(r["rss_start_kb"] for _, r in runs)), ""),
             (f"peak RSS, importing {rows * 2:,} rows", _mb(double_result["rss_peak_kb"]), "flat"),
             (f"rows/s, importing {rows * 2:,} rows", f"{rows * 2 / double_result['seconds']:,.0f}", ""),
+            ("import of the rows shuffled (not in time order)", f"{shuffled_result['seconds']:.2f} s", ""),
+            ("… its ratio to psql \\copy (best)", f"{shuffled_result['seconds'] / copy_best:.2f}", ""),
             ("API, 1 client: records/s", f"{api['one']['records_per_s']:,.0f}", ""),
             ("API, 1 client: s per 10,000-record request", f"{api['one']['seconds_per_request']:.2f}", ""),
             ("API, 2 clients: records/s", f"{api['two']['records_per_s']:,.0f}", ""),
@@ -138,6 +149,16 @@ def generate(path: Path, rows: int, seed: int) -> None:
             if len(lines) >= 10_000:
                 f.writelines(lines)
                 lines.clear()
+        f.writelines(lines)
+
+
+def shuffle(path: Path, target: Path) -> None:
+    """The records of ``path`` in random order (header first)."""
+    with path.open() as f:
+        header, lines = f.readline(), f.readlines()
+    random.Random(3).shuffle(lines)
+    with target.open("w") as f:
+        f.write(header)
         f.writelines(lines)
 
 
@@ -240,6 +261,9 @@ def _mb(kilobytes: int) -> str:
 
 
 def child(args: list[str]) -> None:
+    if args[0] == "shuffle":
+        shuffle(Path(args[1]), Path(args[2]))
+        return
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "aurora_billing.settings")
     import django
 
