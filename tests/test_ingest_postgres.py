@@ -315,7 +315,7 @@ def test_import_during_settlement_is_billed_or_marked_late_never_lost(postgres, 
         "usage_quantity", flat=True))
 
 
-@pytest.mark.django_db(transaction=True)
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
 def test_an_account_locked_elsewhere_makes_a_pipelined_import_start_again_and_wait(postgres, tmp_path, monkeypatch,
                                                                                  caplog, sends):
     """gamma shows up only at the end of a file written while read, and a

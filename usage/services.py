@@ -47,7 +47,7 @@ from psycopg import pq, sql
 from accounts.models import Account
 from aurora_billing.periods import Period
 
-from .ingest import MAX_QUANTITY, Catalog, DayTotals, FileSource, ImportRejected, RecordsSource, aggregate
+from .ingest import MAX_QUANTITY, MEMO_SIZE, Catalog, DayTotals, FileSource, ImportRejected, RecordsSource, aggregate
 from .models import DailyUsage, ImportOrigin, IngestToken, UsageImport, UsageImportLine
 from .selectors import token_digest, usage_import_late_periods
 
@@ -253,6 +253,8 @@ class CopyLoader:
     def _copy_text(self, totals: DayTotals) -> tuple[str, set[int]]:
         """COPY text of ``totals``, and the ids of their accounts."""
         prefixes = self.prefixes
+        if len(prefixes) >= MEMO_SIZE:
+            prefixes.clear()
         parts = []
         ids = set()
         for day, per_day in totals.items():
@@ -302,7 +304,7 @@ class CopyLoader:
         while (result := self._next_result()) is not None:
             if result.status == pq.ExecStatus.FATAL_ERROR and error is None:
                 error = psycopg.errors.error_from_result(result, encoding=self.raw.info.encoding)
-            elif result.command_status.startswith(b"INSERT"):
+            elif (result.command_status or b"").startswith(b"INSERT"):
                 self.rows += result.command_tuples
         if error is None or self.failure is not None:
             return
