@@ -326,7 +326,7 @@ def test_service_refuses_a_second_submission_and_stores_no_file(team, media):
     assert BillingInfo.objects.get(account=team).company_name == FIELDS["company_name"]
 
 
-@pytest.mark.django_db(transaction=True, serialized_rollback=True)
+@pytest.mark.django_db(transaction=True)
 def test_concurrent_submissions_store_exactly_one(postgres, team, media):
     owner = User.objects.get(email="owner@acme.example")
     license = license_image_clean(data=png_bytes())

@@ -43,7 +43,7 @@ def _seed(make_account):
 
 @pytest.mark.worker
 @pytest.mark.postgres
-@pytest.mark.django_db(transaction=True, serialized_rollback=True)
+@pytest.mark.django_db(transaction=True)
 @pytest.mark.filterwarnings("ignore::celery.exceptions.AlwaysEagerIgnored")
 def test_worker_killed_mid_settlement_then_rerun_settles_the_rest_once(make_account, tmp_path):
     require_services()
@@ -104,7 +104,7 @@ def redis_down():
         _reset_broker_pools()
 
 
-@pytest.mark.django_db(transaction=True, serialized_rollback=True)
+@pytest.mark.django_db(transaction=True)
 def test_broker_and_cache_down_console_still_works_and_work_stays_due(client, acme, caplog, redis_down):
     """Redis (broker and cache) unreachable: sign-in and the console answer;
     a task that cannot be enqueued is logged and its work stays due for the

@@ -213,10 +213,6 @@ def test_a_daily_total_too_large_to_store_rejects_the_file(postgres, tmp_path, m
     assert not DailyUsage.objects.exists() and not UsageImport.objects.exists()
 
 
-# Transactional tests below: serialized_rollback restores what migrations
-# seeded (the catalog) after the flush between tests.
-
-
 def run_concurrently(*jobs):
     """Run each job in its own thread and connection, started together."""
     barrier = threading.Barrier(len(jobs))
@@ -240,7 +236,7 @@ def run_concurrently(*jobs):
     return outcomes
 
 
-@pytest.mark.django_db(transaction=True, serialized_rollback=True)
+@pytest.mark.django_db(transaction=True)
 @pytest.mark.parametrize("method", ["copy", "copy written while read", "simple"])
 def test_concurrent_imports_of_the_same_daily_rows_lose_no_update(postgres, tmp_path, monkeypatch, method):
     if method == "copy written while read":
@@ -269,7 +265,7 @@ def test_concurrent_imports_of_the_same_daily_rows_lose_no_update(postgres, tmp_
     assert UsageImport.objects.count() == 8
 
 
-@pytest.mark.django_db(transaction=True, serialized_rollback=True)
+@pytest.mark.django_db(transaction=True)
 def test_concurrent_imports_of_the_same_file_import_it_once(postgres, tmp_path):
     make_catalog()
     path = write_csv(tmp_path / "once.csv", [("2026-10-05", "acme", "sg", "email", "delivered", "5")] * 1000)
@@ -280,7 +276,7 @@ def test_concurrent_imports_of_the_same_file_import_it_once(postgres, tmp_path):
     assert list(DailyUsage.objects.values_list("quantity", flat=True)) == [Decimal("5000")]
 
 
-@pytest.mark.django_db(transaction=True, serialized_rollback=True)
+@pytest.mark.django_db(transaction=True)
 @pytest.mark.parametrize("order", ["days mixed", "time"])
 def test_import_during_settlement_is_billed_or_marked_late_never_lost(postgres, tmp_path, monkeypatch, order):
     """An import of October usage races the settlement of October: what
@@ -315,7 +311,7 @@ def test_import_during_settlement_is_billed_or_marked_late_never_lost(postgres, 
         "usage_quantity", flat=True))
 
 
-@pytest.mark.django_db(transaction=True, serialized_rollback=True)
+@pytest.mark.django_db(transaction=True)
 def test_an_account_locked_elsewhere_makes_a_pipelined_import_start_again_and_wait(postgres, tmp_path, monkeypatch,
                                                                                  caplog, sends):
     """gamma shows up only at the end of a file written while read, and a

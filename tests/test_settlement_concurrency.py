@@ -23,7 +23,7 @@ from usage.models import DailyUsage
 
 from .conftest import add_pack, add_price, add_usage, missing_service, utc
 
-pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True, serialized_rollback=True)]
+pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
 
 ROOT = Path(__file__).resolve().parent.parent
 

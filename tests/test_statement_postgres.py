@@ -18,8 +18,7 @@ from invoices.statements import statement_email_send, statement_issue
 from .conftest import utc
 from .test_statement import use_private_media
 
-# serialized_rollback: what migrations seeded (the catalog) is restored for the tests after these.
-pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True, serialized_rollback=True)]
+pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
 NOW = utc(2026, 11, 5, 2)
 
 

@@ -282,7 +282,7 @@ def test_import_log_is_visible_in_admin(staff_client, api, acme):
 
 
 @pytest.mark.postgres
-@pytest.mark.django_db(transaction=True, serialized_rollback=True)
+@pytest.mark.django_db(transaction=True)
 def test_concurrent_requests_with_one_key_import_once(postgres, acme, token):
     import threading
 

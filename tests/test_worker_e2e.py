@@ -26,7 +26,7 @@ from .conftest import add_usage, missing_service, worked_example_prices, worked_
 from .test_settlement_concurrency import database_url_of_test_db
 
 pytestmark = [pytest.mark.worker, pytest.mark.postgres,
-              pytest.mark.django_db(transaction=True, serialized_rollback=True),
+              pytest.mark.django_db(transaction=True),
               # send_task always publishes to the broker, which is the point here
               pytest.mark.filterwarnings("ignore::celery.exceptions.AlwaysEagerIgnored")]
 

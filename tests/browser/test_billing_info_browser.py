@@ -12,9 +12,7 @@ from PIL import Image, ImageDraw, ImageFont
 from accounts.models import BillingInfo, Membership, User
 from tests.conftest import PASSWORD
 
-# serialized_rollback: the flush after each test must not lose the migration-seeded
-# rows (catalog, staff groups) that later tests rely on.
-pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True, serialized_rollback=True)]
+pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
 CJK_FONT = Path("/usr/share/fonts/truetype/wqy/wqy-microhei.ttc")
 

@@ -14,9 +14,7 @@ from aurora_billing.settlement import bill_settle
 from payments.services import topup_record
 from tests.conftest import add_pack, add_price, add_usage
 
-# serialized_rollback: the flush between transactional tests must not lose the
-# catalog that migration usage.0002 seeds.
-pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True, serialized_rollback=True)]
+pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
 PHONE = {"width": 390, "height": 844}
 
