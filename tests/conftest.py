@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+import threading
+import traceback
 from decimal import Decimal
 
 import pytest
@@ -56,6 +58,36 @@ def postgres(db):
     return connection
 
 
+def run_concurrently(*jobs) -> list:
+    """Run each job in its own thread (and database connection), all
+    released at the same instant; returns what each returned, or the
+    exception it raised (with its traceback as a note)."""
+    barrier = threading.Barrier(len(jobs))
+    outcomes: list = [None] * len(jobs)
+
+    def worker(index, job):
+        try:
+            barrier.wait(timeout=30)
+            outcomes[index] = job()
+        except Exception as exc:  # noqa: BLE001 - reported by the test
+            exc.add_note("".join(traceback.format_exception(exc)))
+            outcomes[index] = exc
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=worker, args=(i, job)) for i, job in enumerate(jobs)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=120)
+    return outcomes
+
+
+def failures(outcomes: list) -> list:
+    """The exceptions among ``outcomes``, with their tracebacks, for an assertion message."""
+    return [getattr(o, "__notes__", o) for o in outcomes if isinstance(o, Exception)]
+
+
 def utc(*args) -> dt.datetime:
     return dt.datetime(*args, tzinfo=dt.UTC)
 
@@ -80,6 +112,21 @@ def make_account(db):
 @pytest.fixture
 def acme(make_account):
     return make_account()
+
+
+@pytest.fixture
+def owner(acme):
+    """acme's owner, signed in, with billing-rules §8's October settled and
+    Overdrawn (``tests.test_payment_support.overdrawn``): where the payment
+    tests start."""
+    from django.test import Client
+
+    from tests.test_payment_support import overdrawn  # imports this module: not at the top
+
+    overdrawn(acme)
+    client = Client()
+    client.force_login(User.objects.get(email="owner@acme.example"))
+    return client
 
 
 def add_price(service, region, unit_price, effective_from="2026-01-01", currency="USD"):

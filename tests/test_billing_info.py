@@ -3,12 +3,10 @@ once, bad uploads store nothing, roles, 404 for other accounts, headers."""
 from __future__ import annotations
 
 import io
-import threading
 
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.core.files.uploadhandler import SkipFile
-from django.db import connection
 from django.urls import reverse
 from django.utils import timezone
 from PIL import Image
@@ -17,7 +15,7 @@ from accounts.middleware import SESSION_KEY
 from accounts.models import Account, BillingInfo, BillingInfoChange, User
 from accounts.services import BillingInfoLocked, billing_info_submit
 from accounts.uploads import LICENSE_MAX_BYTES, LicenseUploadHandler, license_image_clean
-from tests.conftest import add_price, add_usage, utc
+from tests.conftest import add_price, add_usage, run_concurrently, utc
 from tests.test_license_upload import BAD_UPLOADS, jpeg_bytes, png_bytes, png_padded_to
 
 INFO_URL = "/billing/info/"
@@ -330,26 +328,12 @@ def test_service_refuses_a_second_submission_and_stores_no_file(team, media):
 def test_concurrent_submissions_store_exactly_one(postgres, team, media):
     owner = User.objects.get(email="owner@acme.example")
     license = license_image_clean(data=png_bytes())
-    barrier = threading.Barrier(4)
-    outcomes: list[str] = []
-
-    def submit(n: int) -> None:
-        try:
-            barrier.wait()
-            billing_info_submit(account=team, user=owner, values={**FIELDS, "company_name": f"Co {n}"},
-                                license=license, now=timezone.now())
-            outcomes.append("stored")
-        except BillingInfoLocked:
-            outcomes.append("locked")
-        finally:
-            connection.close()
-
-    threads = [threading.Thread(target=submit, args=(n,)) for n in range(4)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    assert sorted(outcomes) == ["locked", "locked", "locked", "stored"]
+    outcomes = run_concurrently(*[
+        lambda n=n: billing_info_submit(account=team, user=owner, values={**FIELDS, "company_name": f"Co {n}"},
+                                        license=license, now=timezone.now())
+        for n in range(4)])
+    assert sorted("locked" if isinstance(o, BillingInfoLocked) else o if isinstance(o, Exception) else "stored"
+                  for o in outcomes) == ["locked", "locked", "locked", "stored"]
     assert BillingInfo.objects.filter(account=team).count() == 1
     assert len(media()) == 1
     assert BillingInfoChange.objects.filter(account=team, field="company_name").count() == 1

@@ -7,7 +7,6 @@ import logging
 import random
 import threading
 import time
-import traceback
 from collections import defaultdict
 from decimal import Decimal
 from pathlib import Path
@@ -17,7 +16,7 @@ from django.db import connection, transaction
 
 from accounts.models import Account
 from aurora_billing.periods import Period, parse_occurred_at
-from tests.conftest import add_price, add_usage, utc
+from tests.conftest import add_price, add_usage, failures, run_concurrently, utc
 from usage import services
 from usage.ingest import Catalog, FileSource, ImportRejected
 from usage.ingest import totals as ingest_totals
@@ -213,29 +212,6 @@ def test_a_daily_total_too_large_to_store_rejects_the_file(postgres, tmp_path, m
     assert not DailyUsage.objects.exists() and not UsageImport.objects.exists()
 
 
-def run_concurrently(*jobs):
-    """Run each job in its own thread and connection, started together."""
-    barrier = threading.Barrier(len(jobs))
-    outcomes: list = [None] * len(jobs)
-
-    def worker(index, job):
-        try:
-            barrier.wait(timeout=30)
-            outcomes[index] = job()
-        except Exception as exc:  # noqa: BLE001 - reported by the test
-            exc.add_note("".join(traceback.format_exception(exc)))
-            outcomes[index] = exc
-        finally:
-            connection.close()
-
-    threads = [threading.Thread(target=worker, args=(i, job)) for i, job in enumerate(jobs)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=120)
-    return outcomes
-
-
 @pytest.mark.django_db(transaction=True)
 @pytest.mark.parametrize("method", ["copy", "copy written while read", "simple"])
 def test_concurrent_imports_of_the_same_daily_rows_lose_no_update(postgres, tmp_path, monkeypatch, method):
@@ -259,8 +235,8 @@ def test_concurrent_imports_of_the_same_daily_rows_lose_no_update(postgres, tmp_
                 expected[key] += total
         outcomes = run_concurrently(*[
             (lambda p=path: usage_import(source=FileSource(p, "csv"), now=NOW, method=method)) for path in paths])
-        assert all(not isinstance(o, Exception) and not o.duplicate for o in outcomes), [
-            getattr(o, "__notes__", o) for o in outcomes]
+        assert not failures(outcomes), failures(outcomes)
+        assert not any(o.duplicate for o in outcomes)
     assert {key: quantity for key, (quantity, _) in daily_state().items()} == dict(expected)
     assert UsageImport.objects.count() == 8
 
@@ -270,7 +246,7 @@ def test_concurrent_imports_of_the_same_file_import_it_once(postgres, tmp_path):
     make_catalog()
     path = write_csv(tmp_path / "once.csv", [("2026-10-05", "acme", "sg", "email", "delivered", "5")] * 1000)
     outcomes = run_concurrently(*[lambda: usage_import(source=FileSource(path, "csv"), now=NOW)] * 3)
-    assert not any(isinstance(o, Exception) for o in outcomes), [getattr(o, "__notes__", o) for o in outcomes]
+    assert not failures(outcomes), failures(outcomes)
     assert sorted(o.duplicate for o in outcomes) == [False, True, True]
     assert len({o.usage_import.pk for o in outcomes}) == 1
     assert list(DailyUsage.objects.values_list("quantity", flat=True)) == [Decimal("5000")]
@@ -300,7 +276,7 @@ def test_import_during_settlement_is_billed_or_marked_late_never_lost(postgres, 
         lambda: usage_import(source=FileSource(path, "csv"), now=NOW),
         lambda: settle_account(account=accounts["acme"], period=october, now=october.bill_time),
     )
-    assert not any(isinstance(o, Exception) for o in outcomes), [getattr(o, "__notes__", o) for o in outcomes]
+    assert not failures(outcomes), failures(outcomes)
     usage = DailyUsage.objects.filter(account=accounts["acme"])
     total = sum(r.quantity for r in usage)
     billed = sum(r.billed_quantity for r in usage)
@@ -348,7 +324,7 @@ def test_an_account_locked_elsewhere_makes_a_pipelined_import_start_again_and_wa
             importer.join(timeout=60)
     finally:
         blocker.close()
-    assert len(outcome) == 1 and not isinstance(outcome[0], Exception), outcome
+    assert len(outcome) == 1 and not failures(outcome), failures(outcome)
     assert len(sends) > 5  # the first attempt wrote while it read, then met gamma
     assert any("importing it again, writing at the end" in record.getMessage() for record in caplog.records)
     assert {key: quantity for key, (quantity, _) in daily_state().items()} == expected_totals(rows)

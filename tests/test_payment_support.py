@@ -2,17 +2,13 @@
 
 ``overdrawn(acme)`` settles billing-rules §8's worked example: account acme
 has two Overdrawn lines of 2026-10, email/sg 0.40 and data_flow/sg 1.32,
-total due 1.72 USD (the catalog is re-seeded if a transactional test
-flushed it). ``later_overdraft(acme)`` settles 2026-11 with one more
+total due 1.72 USD. ``later_overdraft(acme)`` settles 2026-11 with one more
 Overdrawn line (data_masking/sg 3.00).
 """
 from __future__ import annotations
 
-import importlib
 import re
 from decimal import Decimal
-
-from django.apps import apps
 
 from aurora_billing.periods import Period
 from aurora_billing.settlement import bill_settle
@@ -25,13 +21,7 @@ OCT_SETTLED = utc(2026, 11, 1, 7)
 NOV_SETTLED = utc(2026, 12, 1, 7)
 
 
-def catalog_ensure() -> None:
-    """The five service items (a transaction=True test flushes what migrations seeded)."""
-    importlib.import_module("usage.migrations.0002_seed_catalog").seed(apps, None)
-
-
 def overdrawn(account):
-    catalog_ensure()
     worked_example_prices()
     add_price("data_masking", "sg", "0.002000")
     worked_example_seed(account)

@@ -15,7 +15,7 @@ from accounts.models import User
 from payments.models import LedgerEntry, Payment, PaymentEvent
 
 from .conftest import PASSWORD
-from .test_payment_support import breakdown_token, line_states, overdrawn
+from .test_payment_support import breakdown_token, line_states
 
 pytestmark = pytest.mark.django_db
 D = Decimal
@@ -27,10 +27,7 @@ def wire_on(settings):
 
 
 @pytest.fixture
-def wire_payment(acme):
-    overdrawn(acme)
-    owner = Client()
-    owner.force_login(User.objects.get(email="owner@acme.example"))
+def wire_payment(owner):
     token = breakdown_token(owner.get("/billing/repay/").content.decode())
     response = owner.post("/billing/repay/", {"breakdown": token, "method": "wire"})
     payment = Payment.objects.get()

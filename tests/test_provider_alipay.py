@@ -12,12 +12,11 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from django.test import Client
 
-from accounts.models import User
 from payments.models import LedgerEntry, Payment, PaymentEvent
 from payments.providers.alipay import signing_string
 from payments.providers.base import rsa_private_key_load, rsa_public_key_load, rsa_sha256_sign, rsa_sha256_verify
 
-from .test_payment_support import breakdown_token, line_states, overdrawn
+from .test_payment_support import breakdown_token, line_states
 
 pytestmark = pytest.mark.django_db
 APP_ID = "2021000000000001"
@@ -45,14 +44,6 @@ def alipay_on(settings):
     # As Alipay's console shows it: the bare base64 body, no PEM armour.
     settings.ALIPAY_PUBLIC_KEY = "".join(_pem_public(ALIPAY).splitlines()[1:-1])
     settings.ALIPAY_GATEWAY = "https://openapi.alipay.example/gateway.do"
-
-
-@pytest.fixture
-def owner(acme):
-    overdrawn(acme)
-    client = Client()
-    client.force_login(User.objects.get(email="owner@acme.example"))
-    return client
 
 
 def start(owner):

@@ -17,12 +17,11 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509.oid import NameOID
 from django.test import Client
 
-from accounts.models import User
 from payments.models import LedgerEntry, Payment, PaymentEvent
 from payments.providers import paypal
 from payments.providers.base import ProviderUnavailable, rsa_sha256_sign
 
-from .test_payment_support import breakdown_token, line_states, overdrawn
+from .test_payment_support import breakdown_token, line_states
 
 pytestmark = pytest.mark.django_db
 WEBHOOK_ID = "8PT597110X687430LKGECATA"
@@ -88,14 +87,6 @@ def paypal_on(settings, monkeypatch):
     monkeypatch.setattr(paypal, "cert_fetch", cert_fetch)
     fake.fetched = fetched
     return fake
-
-
-@pytest.fixture
-def owner(acme):
-    overdrawn(acme)
-    client = Client()
-    client.force_login(User.objects.get(email="owner@acme.example"))
-    return client
 
 
 def start(owner):

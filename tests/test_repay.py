@@ -33,14 +33,6 @@ def sandbox_on(settings):
     settings.WIRE_BANK_DETAILS = "Beneficiary: Aurora SendCloud Pte. Ltd.\nAccount: 123-456789-0"
 
 
-@pytest.fixture
-def owner(acme):
-    overdrawn(acme)
-    client = Client()
-    client.force_login(User.objects.get(email="owner@acme.example"))
-    return client
-
-
 def open_repay(client) -> str:
     response = client.get("/billing/repay/")
     assert response.status_code == 200

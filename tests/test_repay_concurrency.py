@@ -3,17 +3,16 @@ simultaneous submissions or confirmations of one repayment end in one
 payment and one set of ledger entries."""
 from __future__ import annotations
 
-import threading
 from decimal import Decimal
 
 import pytest
-from django.db import connection
 from django.test import Client
 
 from accounts.models import User
 from payments.models import LedgerEntry, Payment
 from payments.providers.sandbox import notification_sign
 
+from .conftest import run_concurrently
 from .test_payment_support import breakdown_token, line_states, overdrawn
 
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
@@ -30,34 +29,12 @@ def signed_in() -> Client:
     return client
 
 
-def run_together(calls) -> list:
-    """Run the callables in threads released at the same instant; return their results."""
-    barrier = threading.Barrier(len(calls))
-    results: list = [None] * len(calls)
-
-    def worker(i, call):
-        try:
-            barrier.wait()
-            results[i] = call()
-        except Exception as exc:  # noqa: BLE001 - reported by the assertions
-            results[i] = exc
-        finally:
-            connection.close()
-
-    threads = [threading.Thread(target=worker, args=(i, c)) for i, c in enumerate(calls)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(timeout=60)
-    return results
-
-
 def test_two_concurrent_submissions_of_one_page_give_one_payment(postgres, acme):
     overdrawn(acme)
     clients = [signed_in(), signed_in()]
     token = breakdown_token(clients[0].get("/billing/repay/").content.decode())
     data = {"breakdown": token, "method": "sandbox"}
-    responses = run_together([lambda c=c: c.post("/billing/repay/", data) for c in clients])
+    responses = run_concurrently(*[lambda c=c: c.post("/billing/repay/", data) for c in clients])
     assert [r.status_code for r in responses] == [302, 302]
     assert responses[0]["Location"] == responses[1]["Location"]
     payment = Payment.objects.get()
@@ -69,7 +46,7 @@ def test_two_concurrent_approvals_book_the_money_once(postgres, acme):
     clients = [signed_in(), signed_in()]
     token = breakdown_token(clients[0].get("/billing/repay/").content.decode())
     checkout_url = clients[0].post("/billing/repay/", {"breakdown": token, "method": "sandbox"})["Location"]
-    responses = run_together([lambda c=c: c.post(checkout_url, {"action": "approve"}) for c in clients])
+    responses = run_concurrently(*[lambda c=c: c.post(checkout_url, {"action": "approve"}) for c in clients])
     assert [r.status_code for r in responses] == [302, 302]
     payment = Payment.objects.get()
     assert payment.status == "succeeded"
@@ -86,7 +63,7 @@ def test_the_same_callback_delivered_twice_at_once_is_booked_once(postgres, acme
     payment = Payment.objects.get()
     notification = notification_sign({"payment": str(payment.public_id), "outcome": "succeeded", "amount": "1.72",
                                       "currency": "USD", "transaction_id": "SBX-RACE"})
-    responses = run_together([lambda: Client().post("/payments/callback/sandbox/", notification)] * 3)
+    responses = run_concurrently(*[lambda: Client().post("/payments/callback/sandbox/", notification)] * 3)
     assert [r.status_code for r in responses] == [200, 200, 200]
     assert LedgerEntry.objects.filter(kind="repayment").count() == 1
     assert LedgerEntry.objects.filter(kind="repayment_application").count() == 2
@@ -101,7 +78,7 @@ def test_two_pages_paid_at_once_charge_each_line_once(postgres, acme):
         url = client.post("/billing/repay/", {"breakdown": token, "method": "sandbox"})["Location"]
         return client.post(url, {"action": "approve"}) if url.startswith("http://testserver/pay/") else url
 
-    results = run_together([lambda c=c, t=t: pay(c, t) for c, t in zip(clients, tokens, strict=True)])
+    results = run_concurrently(*[lambda c=c, t=t: pay(c, t) for c, t in zip(clients, tokens, strict=True)])
     assert not [r for r in results if isinstance(r, Exception)]
     assert LedgerEntry.objects.filter(kind="repayment_application").count() == 2
     assert [s[-1] for s in line_states(acme)] == ["Paid", "Paid"]

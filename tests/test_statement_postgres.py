@@ -3,19 +3,17 @@ statements are issued at the same time; a statement is emailed once even
 when two workers send it at the same moment."""
 from __future__ import annotations
 
-import threading
 import time
 
 import pytest
 from django.core import mail
 from django.core.mail.backends.locmem import EmailBackend as LocmemBackend
-from django.db import connection
 
 from accounts.models import Account
 from invoices.models import Bill, Statement, StatementCounter
 from invoices.statements import statement_email_send, statement_issue
 
-from .conftest import utc
+from .conftest import failures, run_concurrently, utc
 from .test_statement import use_private_media
 
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
@@ -28,27 +26,6 @@ class SlowSMTPBackend(LocmemBackend):
     def send_messages(self, messages):
         time.sleep(0.3)
         return super().send_messages(messages)
-
-
-def run_together(target, args_list):
-    barrier = threading.Barrier(len(args_list))
-    errors = []
-
-    def run(*args):
-        try:
-            barrier.wait()
-            target(*args)
-        except Exception as exc:  # noqa: BLE001 - reported below
-            errors.append(exc)
-        finally:
-            connection.close()
-
-    threads = [threading.Thread(target=run, args=args) for args in args_list]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(60)
-    assert errors == []
 
 
 @pytest.fixture
@@ -70,7 +47,8 @@ def bills(postgres, settings, tmp_path, monkeypatch):
 
 def test_concurrent_issues_get_unique_sequential_numbers(bills):
     # every bill twice: two requests racing for the same statement
-    run_together(lambda bill: statement_issue(bill=bill, now=NOW), [(b,) for b in bills + bills])
+    outcomes = run_concurrently(*[lambda b=b: statement_issue(bill=b, now=NOW) for b in bills + bills])
+    assert not failures(outcomes), failures(outcomes)
     numbers = sorted(Statement.objects.values_list("number", flat=True))
     assert numbers == [f"AUR-2026-{n:06d}" for n in range(1, 7)]
     assert StatementCounter.objects.get(year=2026).last_number == 6
@@ -87,6 +65,7 @@ def test_two_senders_email_once(bills, settings):
     Membership.objects.create(user=user, account=bill.account, role="owner")
     statement = statement_issue(bill=bill, now=NOW)
     mail.outbox = []
-    run_together(lambda: statement_email_send(statement=statement, now=NOW), [(), ()])
+    outcomes = run_concurrently(*[lambda: statement_email_send(statement=statement, now=NOW)] * 2)
+    assert not failures(outcomes), failures(outcomes)
     assert len(mail.outbox) == 1
     assert Statement.objects.get(pk=statement.pk).email_attempts == 1

@@ -7,13 +7,11 @@ import re
 from decimal import Decimal
 
 import pytest
-from django.test import Client
 
-from accounts.models import User
 from payments.models import LedgerEntry, Payment
 from payments.services import funds_balance
 
-from .test_payment_support import later_overdraft, ledger, line_states, overdrawn
+from .test_payment_support import later_overdraft, ledger, line_states
 
 pytestmark = pytest.mark.django_db
 D = Decimal
@@ -23,14 +21,6 @@ D = Decimal
 def sandbox_on(settings):
     settings.PAYMENTS_SANDBOX = True
     settings.WIRE_BANK_DETAILS = "Beneficiary: Aurora SendCloud Pte. Ltd."
-
-
-@pytest.fixture
-def owner(acme):
-    overdrawn(acme)
-    client = Client()
-    client.force_login(User.objects.get(email="owner@acme.example"))
-    return client
 
 
 def topup_key(client) -> str:

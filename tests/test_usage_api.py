@@ -11,7 +11,7 @@ from django.test import Client
 from django.utils import timezone
 
 from accounts.models import Account, User
-from tests.conftest import add_usage
+from tests.conftest import add_usage, failures, run_concurrently
 from usage.api import MAX_BODY_BYTES, MAX_RECORDS
 from usage.models import DailyUsage, ImportOrigin, IngestToken, Region, UsageImport
 from usage.selectors import token_digest
@@ -284,28 +284,13 @@ def test_import_log_is_visible_in_admin(staff_client, api, acme):
 @pytest.mark.postgres
 @pytest.mark.django_db(transaction=True)
 def test_concurrent_requests_with_one_key_import_once(postgres, acme, token):
-    import threading
-
-    from django.db import connection
-
-    barrier = threading.Barrier(3)
-    answers = []
-
     def send():
-        try:
-            barrier.wait(timeout=30)
-            response = Client().post(URL, data=json.dumps({"records": [record()] * 2000}),
-                                     content_type="application/json",
-                                     HTTP_AUTHORIZATION=f"Bearer {token[1]}", HTTP_IDEMPOTENCY_KEY="same")
-            answers.append((response.status_code, response.json(), response.get("Idempotent-Replayed")))
-        finally:
-            connection.close()
+        response = Client().post(URL, data=json.dumps({"records": [record()] * 2000}), content_type="application/json",
+                                 HTTP_AUTHORIZATION=f"Bearer {token[1]}", HTTP_IDEMPOTENCY_KEY="same")
+        return response.status_code, response.json(), response.get("Idempotent-Replayed")
 
-    threads = [threading.Thread(target=send) for _ in range(3)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=120)
+    answers = run_concurrently(send, send, send)
+    assert not failures(answers), failures(answers)
     assert sorted(a[2] or "" for a in answers) == ["", "true", "true"]
     assert [a[0] for a in answers] == [201, 201, 201]
     assert len({json.dumps(a[1]) for a in answers}) == 1
