@@ -80,8 +80,8 @@ def _tail_offset(tail: str) -> str:
 def aggregate_lines(lines, *, catalog: Catalog, flush: Flush, progress: Progress | None = None) -> int:
     """Validate every record of ``lines`` (Lines) and sum quantities per
     daily key; ``flush`` must consume the totals it is given before it
-    returns (they are cleared then). Returns the number of records; raises ImportRejected after
-    reading every line if any record is bad."""
+    returns (they are cleared then). Returns the number of records; raises
+    ImportRejected after reading every line if any record is bad."""
     errors = ErrorList(lines.label, lines.error_cap)
     # day → "account,region,service,result" → quantity: days with records
     # since the last checkpoint, and days without (flushed at the next one)
