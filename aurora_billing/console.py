@@ -364,7 +364,7 @@ def billing_console(*, account: Account, period: Period, now: dt.datetime) -> Bi
         bill=bill,
         total=total,
         total_due=due_total(account=account),
-        funds=funds_balance(account=account),
+        funds=funds_balance(account=account, at=now),
         packs=_region_packs(pack_states, region_names, today),
         charts=daily_charts(period=period, today=today, emails=usage.emails, data_flow=usage.data_flow),
         usage_updated_at=usage.updated_at,

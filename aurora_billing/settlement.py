@@ -69,10 +69,11 @@ class SettlementReport:
                 f"{len(self.empty)} without usage, {len(self.errors)} errors")
 
 
-def _funds_balances(account_ids: list[int]) -> dict[int, Decimal]:
-    """Funds balance per account: the sum of its ledger entries (as
-    ``payments.services.funds_balance``, for a batch)."""
-    rows = (LedgerEntry.objects.filter(account_id__in=account_ids).order_by().values("account_id")
+def _funds_balances(account_ids: list[int], *, at: dt.datetime) -> dict[int, Decimal]:
+    """Funds balance per account as of ``at``: the sum of its ledger entries
+    dated at or before ``at`` (as ``payments.services.funds_balance``, for a
+    batch). A top-up dated later counts only from its instant (billing-rules §5)."""
+    rows = (LedgerEntry.objects.filter(account_id__in=account_ids, at__lte=at).order_by().values("account_id")
             .annotate(total=Sum("amount")).values_list("account_id", "total"))
     # A sum of cent amounts is whole cents; SQLite sums in binary floating
     # point, so bring it back to cents.
@@ -94,7 +95,7 @@ def _settle_locked(*, accounts: list[Account], now: dt.datetime,
     if not plan.drafts:
         return report, []
 
-    balances = _funds_balances([d.account.pk for d in plan.drafts])
+    balances = _funds_balances([d.account.pk for d in plan.drafts], at=now)
     applied = [funds_allocate(amounts=[line.amount for line in d.calculation.lines],
                               available=balances.get(d.account.pk, ZERO_MONEY))
                for d in plan.drafts]

@@ -36,9 +36,14 @@ from .providers import Checkout, CheckoutUrls, Notification, provider_get, provi
 from .selectors import payment_lines
 
 
-def funds_balance(*, account: Account) -> Decimal:
-    """The account's prepaid funds: the sum of its ledger entries."""
-    total = LedgerEntry.objects.filter(account=account).aggregate(total=Sum("amount"))["total"]
+def funds_balance(*, account: Account, at: dt.datetime | None = None) -> Decimal:
+    """The account's prepaid funds: the sum of its ledger entries, or with
+    ``at`` only of those dated at or before it (funds booked for a later
+    instant are not available yet)."""
+    entries = LedgerEntry.objects.filter(account=account)
+    if at is not None:
+        entries = entries.filter(at__lte=at)
+    total = entries.aggregate(total=Sum("amount"))["total"]
     # round_money: SQLite sums decimals as binary floats (0.1 + 0.2 ≠ 0.3);
     # on PostgreSQL the sum is exact and this changes nothing.
     balance = round_money(total) if total is not None else ZERO_MONEY

@@ -29,9 +29,9 @@ def overdrawn(account):
     return bill
 
 
-def later_overdraft(account):
+def later_overdraft(account, now=NOV_SETTLED):
     add_usage(account, "sg", "data_masking", "2026-11-03", 1500)
-    bill, _ = bill_settle(account=account, period=Period(2026, 11), now=NOV_SETTLED)
+    bill, _ = bill_settle(account=account, period=Period(2026, 11), now=now)
     return bill
 
 

@@ -412,3 +412,18 @@ def test_ledger_sum_is_the_funds_balance(acme):
     assert funds_balance(account=acme) == sum(a for _, a in entries) == Decimal("0.00")
     paid = sum(BillLine.objects.filter(bill__account=acme).values_list("paid", flat=True))
     assert paid == Decimal("3.25")
+
+
+def test_funds_dated_after_the_settlement_do_not_pay_its_bill(worked_example):
+    """billing-rules §5: only ledger entries at or before the settlement's
+    ``now`` are applied; a top-up booked for 2027-06-01 counts from then."""
+    topup_record(account=worked_example, amount=Decimal("100.00"), reference="future",
+                 at=utc(2027, 6, 1))
+    bill, created = bill_settle(account=worked_example, period=OCT, now=AFTER_OCT)
+    assert created and bill.funds_applied == Decimal("5.00")
+    assert [money(line) for line in bill.lines.order_by("position")] == [
+        (Decimal("5.40"), Decimal("5.00"), Decimal("0.40"), "Overdrawn"),
+        (Decimal("1.32"), Decimal("0.00"), Decimal("1.32"), "Overdrawn"),
+    ]
+    assert funds_balance(account=worked_example, at=AFTER_OCT) == Decimal("0.00")
+    assert funds_balance(account=worked_example, at=utc(2027, 6, 1)) == Decimal("100.00")

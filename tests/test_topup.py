@@ -7,11 +7,12 @@ import re
 from decimal import Decimal
 
 import pytest
+from django.utils import timezone
 
 from payments.models import LedgerEntry, Payment
 from payments.services import funds_balance
 
-from .test_payment_support import later_overdraft, ledger, line_states
+from .test_payment_support import NOV_SETTLED, later_overdraft, ledger, line_states
 
 pytestmark = pytest.mark.django_db
 D = Decimal
@@ -41,8 +42,9 @@ def test_topup_is_booked_once_and_applied_at_the_next_settlement(owner, acme):
     assert '<strong id="funds-balance">10.00 USD</strong>' in owner.get("/billing/topup/").content.decode()
     # Top-ups do not repay what is already overdrawn…
     assert [s[-1] for s in line_states(acme)] == ["Overdrawn", "Overdrawn"]
-    # …they are applied at the next settlement: 2026-11's 3.00 line is paid from funds.
-    later_overdraft(acme)
+    # …they are applied at the next settlement (one that runs after the
+    # top-up's instant): 2026-11's 3.00 line is paid from funds.
+    later_overdraft(acme, now=max(NOV_SETTLED, timezone.now()))
     assert line_states(acme)[-1] == ("2026-11", "data_masking", "sg", D("3.00"), D("0.00"), "Paid")
     assert ledger(acme)[-1] == ("settlement", D("-3.00"))
     assert funds_balance(account=acme) == D("7.00")
