@@ -22,13 +22,19 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from functools import cached_property
 
-from django.db.models import Max, OuterRef, Subquery, Sum
+from django.db.models import Max, Sum
 
 from accounts.models import Account
 from aurora_billing.money import ZERO, ZERO_MONEY
-from aurora_billing.periods import BILLING_TZ, Period, PeriodError, billing_day
+from aurora_billing.periods import BILLING_TZ, Period, billing_day
 from invoices.models import Bill, BillLine, LineStatus
-from invoices.selectors import billing_estimate, packs_state
+from invoices.selectors import (  # noqa: F401  (PeriodOutOfRange, console_periods: re-exported)
+    PeriodOutOfRange,
+    billing_estimate,
+    console_period_check,
+    console_periods,
+    packs_state,
+)
 from payments.selectors import due_total
 from payments.services import funds_balance
 from usage.models import EMAIL_RESULTS, DailyUsage, Region, ServiceItem
@@ -48,11 +54,6 @@ NOT_SETTLED = "not_settled"  # bill time passed, usage waiting for settlement
 _INVARIANT_UNITS = frozenset({"GB"})
 # A pack whose last valid day is this close is flagged as expiring soon.
 PACK_EXPIRY_WARNING = dt.timedelta(days=30)
-
-
-class PeriodOutOfRange(PeriodError):
-    """A well-formed period the account has nothing for (in the future, or
-    before its first usage or bill)."""
 
 
 @dataclass(frozen=True)
@@ -261,48 +262,6 @@ def unit_price_text(value: Decimal) -> str:
     exponent = value.normalize().as_tuple().exponent
     places = max(2, -exponent if isinstance(exponent, int) else 0)
     return f"{value:,.{places}f}"
-
-
-def console_periods(*, account: Account, now: dt.datetime) -> list[Period]:
-    """The periods the console offers, newest first: from the month of the
-    account's first usage or bill to the current month."""
-    current = Period.current(now)
-    first_day, first_bill = (
-        Account.objects.filter(pk=account.pk)
-        .annotate(
-            first_day=Subquery(DailyUsage.objects.filter(account=OuterRef("pk")).order_by("day").values("day")[:1]),
-            first_bill=Subquery(Bill.objects.filter(account=OuterRef("pk")).order_by("period").values("period")[:1]),
-        )
-        .values_list("first_day", "first_bill")
-        .get()
-    )
-    candidates = [current]
-    if first_day is not None:
-        candidates.append(Period.of_day(first_day))
-    if first_bill:
-        candidates.append(Period.parse(first_bill))
-    first = min(candidates)
-    out = [current]
-    while out[-1] > first:
-        out.append(out[-1].previous())
-    return out
-
-
-def console_period_check(*, account: Account, period: Period, periods: list[Period]) -> None:
-    """PeriodOutOfRange, saying which periods exist, unless ``period`` is offered."""
-    if period in periods:
-        return
-    newest, oldest = periods[0], periods[-1]
-    available = f"{oldest} to {newest}" if oldest != newest else f"only {newest}"
-    if period > newest:
-        raise PeriodOutOfRange(
-            f"{period} has not started yet. Periods available for {account.name}: {available} "
-            f"({newest} is the current month)."
-        )
-    raise PeriodOutOfRange(
-        f"{account.name} has no usage or bills before {oldest}, so {period} has nothing to show. "
-        f"Periods available: {available}."
-    )
 
 
 def billing_console(*, account: Account, period: Period, now: dt.datetime) -> BillingConsole:

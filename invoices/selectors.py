@@ -13,12 +13,12 @@ from collections import defaultdict
 from collections.abc import Iterable
 from decimal import Decimal
 
-from django.db.models import F, Sum
+from django.db.models import F, OuterRef, Subquery, Sum
 from django.db.models.functions import Coalesce
 
 from accounts.models import Account
 from aurora_billing.money import ZERO
-from aurora_billing.periods import Period
+from aurora_billing.periods import Period, PeriodError
 from usage.models import DailyUsage, EmailPack, Price
 
 from .calculation import (
@@ -32,6 +32,12 @@ from .calculation import (
     usage_periods,
 )
 from .models import Bill, BillLine
+
+
+class PeriodOutOfRange(PeriodError):
+    """A well-formed period the account has nothing for (in the future, or
+    before its first usage or bill)."""
+
 
 PriorDataFlow = dict[tuple[Period, str], tuple[Decimal, Decimal, Decimal]]
 
@@ -173,3 +179,47 @@ def billing_estimate(*, account: Account, period: Period) -> Calculation:
             return result
         rows = [r for r in rows if r.day >= settling.end_day]
         billed = billed | {str(settling)}
+
+
+# --- the periods the console and its downloads offer ----------------------
+
+def console_periods(*, account: Account, now: dt.datetime) -> list[Period]:
+    """The periods the console offers, newest first: from the month of the
+    account's first usage or bill to the current month."""
+    current = Period.current(now)
+    first_day, first_bill = (
+        Account.objects.filter(pk=account.pk)
+        .annotate(
+            first_day=Subquery(DailyUsage.objects.filter(account=OuterRef("pk")).order_by("day").values("day")[:1]),
+            first_bill=Subquery(Bill.objects.filter(account=OuterRef("pk")).order_by("period").values("period")[:1]),
+        )
+        .values_list("first_day", "first_bill")
+        .get()
+    )
+    candidates = [current]
+    if first_day is not None:
+        candidates.append(Period.of_day(first_day))
+    if first_bill:
+        candidates.append(Period.parse(first_bill))
+    first = min(candidates)
+    out = [current]
+    while out[-1] > first:
+        out.append(out[-1].previous())
+    return out
+
+
+def console_period_check(*, account: Account, period: Period, periods: list[Period]) -> None:
+    """PeriodOutOfRange, saying which periods exist, unless ``period`` is offered."""
+    if period in periods:
+        return
+    newest, oldest = periods[0], periods[-1]
+    available = f"{oldest} to {newest}" if oldest != newest else f"only {newest}"
+    if period > newest:
+        raise PeriodOutOfRange(
+            f"{period} has not started yet. Periods available for {account.name}: {available} "
+            f"({newest} is the current month)."
+        )
+    raise PeriodOutOfRange(
+        f"{account.name} has no usage or bills before {oldest}, so {period} has nothing to show. "
+        f"Periods available: {available}."
+    )

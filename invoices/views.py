@@ -11,6 +11,7 @@ from aurora_billing.periods import Period, PeriodError
 
 from .export import account_export_csv, export_periods
 from .models import Bill
+from .selectors import console_period_check, console_periods
 from .statements import statement_filename, statement_issue
 
 
@@ -31,6 +32,7 @@ def export_csv(request):
     """``?period=YYYY-MM`` or ``?from=YYYY-MM&to=YYYY-MM`` (default: the
     current period): settled lines, or the Pending estimate."""
     account = request.membership.account
+    now = timezone.now()
     period, first, last = (request.GET.get(k, "").strip() for k in ("period", "from", "to"))
     try:
         if period and (first or last):
@@ -38,11 +40,19 @@ def export_csv(request):
         if first or last:
             if not (first and last):
                 raise PeriodError("give both from and to (YYYY-MM)")
-            periods = export_periods(first=first, last=last, now=timezone.now())
+            periods = export_periods(first=first, last=last, now=now)
         else:
-            periods = export_periods(first=period or str(Period.current(timezone.now())), now=timezone.now())
+            # The console page's rule first, so one period gets the same
+            # 400 with the same words on the page and here. A from–to range
+            # may reach before the first usage (its empty months add no rows).
+            target = Period.parse(period) if period else Period.current(now)
+            console_period_check(account=account, period=target, periods=console_periods(account=account, now=now))
+            periods = export_periods(first=str(target), now=now)
     except PeriodError as exc:
-        return _error(request, 400, "Bad period", str(exc))
+        return render(request, "billing/period_error.html", {
+            "title": "No such billing period", "message": str(exc), "requested": period or f"{first}–{last}",
+            "periods": console_periods(account=account, now=now),
+        }, status=400)
     span = str(periods[0]) if len(periods) == 1 else f"{periods[0]}_{periods[-1]}"
     return csv_response(account_export_csv(account=account, periods=periods),
                         f"aurora-billing-{account.code}-{span}.csv")

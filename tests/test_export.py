@@ -234,3 +234,15 @@ def test_staff_export_from_admin(client, worked_example):
 def test_admin_export_needs_staff(owner_client):
     response = owner_client.get(reverse("admin:invoices_bill_export"), {"period": "2026-10"})
     assert response.status_code == 302 and "/admin/login/" in response["Location"]
+
+
+@pytest.mark.parametrize("period", ["2026-05", "2026-12", "2026-13", "abc"])
+def test_a_period_gets_the_same_answer_on_the_page_and_in_the_export(owner_client, worked_example, period):
+    """interfaces.md: one rule for every page and export (a period before
+    the first usage is 400 on both, with the same words)."""
+    with time_machine.travel(IN_NOVEMBER, tick=False):
+        page = owner_client.get("/billing/", {"period": period})
+        export = owner_client.get(reverse("billing:export_csv"), {"period": period})
+    assert page.status_code == export.status_code == 400
+    message = page.content.decode().split(f"You asked for period <code>{period}</code>: ")[1].split("</p>")[0]
+    assert message and f"You asked for period <code>{period}</code>: {message}</p>" in export.content.decode()
