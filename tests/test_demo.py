@@ -24,3 +24,17 @@ def test_seed_demo_builds_paid_and_overdrawn_months_and_is_idempotent():
     counts = (Bill.objects.count(), BillLine.objects.count(), DailyUsage.objects.count())
     call_command("seed_demo", stdout=StringIO())
     assert (Bill.objects.count(), BillLine.objects.count(), DailyUsage.objects.count()) == counts
+
+
+def test_a_second_run_keeps_what_staff_changed():
+    """#13.10: re-running the demo does not provision over edits made in admin."""
+    from accounts.models import BillingInfo, BillingInfoChange
+
+    call_command("seed_demo", stdout=StringIO())
+    BillingInfo.objects.filter(account__code="xingchen").update(company_name="星辰科技（深圳）有限公司")
+    changes = BillingInfoChange.objects.count()
+    out = StringIO()
+    call_command("seed_demo", stdout=out)
+    assert "Demo accounts already provisioned; left as they are." in out.getvalue()
+    assert BillingInfo.objects.get(account__code="xingchen").company_name == "星辰科技（深圳）有限公司"
+    assert BillingInfoChange.objects.count() == changes

@@ -122,8 +122,13 @@ class Command(BaseCommand):
         periods = periods_between(first, current)
         today = billing_day(now)
         with transaction.atomic():
-            result = provision_apply(data=demo_document(first))
-            self.stdout.write(f"Provisioned: {result.summary()}")
+            # The demo seeds once: a second run keeps what people changed
+            # since (billing information edited in admin, prices, packs).
+            if Account.objects.filter(code__in=["acme", "xingchen"]).count() == 2:
+                self.stdout.write("Demo accounts already provisioned; left as they are.")
+            else:
+                result = provision_apply(data=demo_document(first))
+                self.stdout.write(f"Provisioned: {result.summary()}")
             if not User.objects.filter(email="admin@aurora.example").exists():
                 User.objects.create_superuser("admin@aurora.example", DEMO_PASSWORD, full_name="Staff Admin")
             acme = Account.objects.get(code="acme")
