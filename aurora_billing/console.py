@@ -28,13 +28,7 @@ from accounts.models import Account
 from aurora_billing.money import ZERO, ZERO_MONEY
 from aurora_billing.periods import BILLING_TZ, Period, billing_day
 from invoices.models import Bill, BillLine, LineStatus
-from invoices.selectors import (  # noqa: F401  (PeriodOutOfRange, console_periods: re-exported)
-    PeriodOutOfRange,
-    billing_estimate,
-    console_period_check,
-    console_periods,
-    packs_state,
-)
+from invoices.selectors import billing_estimate, console_period_check, console_periods, packs_state
 from payments.selectors import due_total
 from payments.services import funds_balance
 from usage.models import EMAIL_RESULTS, DailyUsage, Region, ServiceItem

@@ -8,9 +8,10 @@ from django.template.loader import render_to_string
 from django.utils import timezone
 
 from accounts.permissions import account_required
+from invoices.views import period_error_response
 from usage.models import RESULT_CATEGORY, EmailResult, ServiceItem
 
-from .console import billing_console, console_periods
+from .console import billing_console
 from .middleware import unavailable_response
 from .periods import Period, PeriodError
 
@@ -34,10 +35,7 @@ def billing_summary(request):
         period = Period.parse(text) if text else Period.current(now)
         console = billing_console(account=account, period=period, now=now)
     except PeriodError as exc:
-        return render(request, "billing/period_error.html", {
-            "title": "No such billing period", "message": str(exc), "requested": text,
-            "periods": console_periods(account=account, now=now),
-        }, status=400)
+        return period_error_response(request, account=account, now=now, requested=text, error=exc)
     return render(request, "billing/summary.html", {
         "account": account,
         "console": console,

@@ -19,6 +19,15 @@ def _error(request, status: int, title: str, message: str):
     return render(request, "error.html", {"title": title, "message": message}, status=status)
 
 
+def period_error_response(request, *, account, now, requested: str, error: PeriodError):
+    """The 400 page for a period the console cannot show, with the periods
+    that exist: one answer for the summary page and the CSV export."""
+    return render(request, "billing/period_error.html", {
+        "title": "No such billing period", "message": str(error), "requested": requested,
+        "periods": console_periods(account=account, now=now),
+    }, status=400)
+
+
 def csv_response(chunks, filename: str) -> StreamingHttpResponse:
     response = StreamingHttpResponse(chunks, content_type="text/csv; charset=utf-8")
     response["Content-Disposition"] = f'attachment; filename="{filename}"'
@@ -49,10 +58,8 @@ def export_csv(request):
             console_period_check(account=account, period=target, periods=console_periods(account=account, now=now))
             periods = export_periods(first=str(target), now=now)
     except PeriodError as exc:
-        return render(request, "billing/period_error.html", {
-            "title": "No such billing period", "message": str(exc), "requested": period or f"{first}–{last}",
-            "periods": console_periods(account=account, now=now),
-        }, status=400)
+        return period_error_response(request, account=account, now=now,
+                                     requested=period or f"{first}–{last}", error=exc)
     span = str(periods[0]) if len(periods) == 1 else f"{periods[0]}_{periods[-1]}"
     return csv_response(account_export_csv(account=account, periods=periods),
                         f"aurora-billing-{account.code}-{span}.csv")

@@ -19,11 +19,11 @@ from aurora_billing.console import (
     SETTLED,
     EmailResults,
     billing_console,
-    console_periods,
     unit_price_text,
 )
 from aurora_billing.periods import Period
 from aurora_billing.settlement import bill_settle
+from invoices.selectors import console_periods
 from payments.services import topup_record
 
 from .conftest import PASSWORD, add_pack, add_price, add_usage, utc
