@@ -6,6 +6,7 @@ defaults: a SQLite file under ``var/``, files under ``var/media``, email
 printed to the console and Celery tasks executed in-process.
 See docs/configuration.md for the full list.
 """
+import ipaddress
 from pathlib import Path
 
 import environ
@@ -37,6 +38,7 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "django.contrib.humanize",
     "django_celery_beat",
+    "axes",
     "accounts",
     "usage",
     "invoices",
@@ -58,6 +60,8 @@ MIDDLEWARE = [
     "csp.middleware.CSPMiddleware",
     "accounts.middleware.CurrentAccountMiddleware",
     "aurora_billing.middleware.DatabaseUnavailableMiddleware",
+    # last, as django-axes asks: answers a locked-out sign-in with a 429 page
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "aurora_billing.urls"
@@ -228,9 +232,36 @@ CONTENT_SECURITY_POLICY = {
         "frame-ancestors": ["'none'"],
     },
 }
-# Sign-in throttling (aurora_billing/security.py): failures per window.
-LOGIN_FAILURE_LIMIT = env.int("LOGIN_FAILURE_LIMIT", default=5)
-LOGIN_FAILURE_WINDOW = env.int("LOGIN_FAILURE_WINDOW", default=15 * 60)
+# Client addresses (aurora_billing/security.py::client_ip): REMOTE_ADDR,
+# unless the peer is one of these proxies (comma-separated addresses or
+# CIDR networks); then the right-most X-Forwarded-For hop that is not one.
+# Give gunicorn the same list (--forwarded-allow-ips, see Procfile).
+TRUSTED_PROXY_IPS = env.list("TRUSTED_PROXY_IPS", default=[])
+TRUSTED_PROXY_NETWORKS = [ipaddress.ip_network(item, strict=False) for item in TRUSTED_PROXY_IPS]
+# Sign-in lockout (django-axes, database handler): LOGIN_FAILURE_LIMIT wrong
+# passwords for one (email, client address) pair lock that pair; the first
+# lock lasts LOGIN_COOL_OFF_BASE seconds, each further one within a day 3x
+# longer up to LOGIN_COOL_OFF_MAX. A password reset lifts the lock.
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+AXES_FAILURE_LIMIT = env.int("LOGIN_FAILURE_LIMIT", default=5)
+LOGIN_COOL_OFF_BASE = env.int("LOGIN_COOL_OFF_BASE", default=60)
+LOGIN_COOL_OFF_MAX = env.int("LOGIN_COOL_OFF_MAX", default=15 * 60)
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_COOLOFF_TIME = "aurora_billing.security.lockout_cool_off"
+AXES_RESET_ON_SUCCESS = True
+AXES_ENABLE_ACCESS_FAILURE_LOG = True  # the progressive cool-off counts these
+AXES_USERNAME_FORM_FIELD = "username"
+AXES_USERNAME_CALLABLE = "aurora_billing.security.sign_in_username"
+AXES_CLIENT_IP_CALLABLE = "aurora_billing.security.client_ip"
+AXES_LOCKOUT_CALLABLE = "aurora_billing.security.lockout_response"
+AXES_VERBOSE = False
+# Password reset: requests per window, per email and per client address.
+PASSWORD_RESET_EMAIL_LIMIT = env.int("PASSWORD_RESET_EMAIL_LIMIT", default=3)
+PASSWORD_RESET_CLIENT_LIMIT = env.int("PASSWORD_RESET_CLIENT_LIMIT", default=10)
+PASSWORD_RESET_WINDOW = env.int("PASSWORD_RESET_WINDOW", default=60 * 60)
 
 # --- Logging --------------------------------------------------------------
 LOG_LEVEL = env.str("LOG_LEVEL", default="INFO")
@@ -248,11 +279,16 @@ LOGGING = {
             "rename_fields": {"asctime": "time", "levelname": "level", "name": "logger"},
         },
     },
+    "filters": {
+        "client_errors_one_line": {"()": "aurora_billing.log_filters.ClientErrorsOneLine"},
+    },
     "handlers": {
         "console": {"class": "logging.StreamHandler", "formatter": "json" if LOG_FORMAT == "json" else "plain"},
     },
     "root": {"handlers": ["console"], "level": "WARNING"},
     "loggers": {
+        # propagates to root's handler; the filter runs where the record is made
+        "django.request": {"level": "WARNING", "filters": ["client_errors_one_line"]},
         "aurora": {"handlers": ["console"], "level": LOG_LEVEL, "propagate": False},
     },
 }

@@ -11,8 +11,7 @@ import invoices.urls
 import payments.urls
 import usage.urls
 
-from . import health, views
-from .security import ThrottledLoginView
+from . import health, security, views
 
 billing_patterns = [
     path("", views.billing_summary, name="summary"),
@@ -25,7 +24,10 @@ urlpatterns = [
     path("", views.home, name="home"),
     path("healthz", health.healthz, name="healthz"),
     path("admin/", admin.site.urls),
-    path("accounts/login/", ThrottledLoginView.as_view(), name="login"),
+    path("accounts/login/", security.LoginView.as_view(), name="login"),
+    path("accounts/password_reset/", security.PasswordResetView.as_view(), name="password_reset"),
+    path("accounts/reset/<uidb64>/<token>/", security.PasswordResetConfirmView.as_view(),
+         name="password_reset_confirm"),
     path("accounts/", include("django.contrib.auth.urls")),
     path("accounts/", include(accounts.urls)),
     path("billing/", include((billing_patterns, "billing"))),
