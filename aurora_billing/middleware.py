@@ -1,17 +1,25 @@
-"""A database outage answers 503 with a plain page, never a stack trace."""
+"""A database outage answers 503, never a stack trace: a plain page for the
+console, the API's JSON error shape under ``/api/``."""
 import logging
 
 from django.db import InterfaceError, OperationalError
-from django.http import HttpResponse
+from django.http import HttpResponse, JsonResponse
 from django.template.loader import render_to_string
 
 log = logging.getLogger("aurora.web")
 
+API_PREFIX = "/api/"
 
-def unavailable_response() -> HttpResponse:
-    # Rendered without the request: context processors would query the database.
-    body = render_to_string("503.html")
-    response = HttpResponse(body, status=503)
+
+def unavailable_response(request=None) -> HttpResponse:
+    if request is not None and request.path.startswith(API_PREFIX):
+        response = JsonResponse({"error": {
+            "code": "unavailable",
+            "message": "The service is temporarily unavailable; nothing was stored. Retry later.",
+        }}, status=503)
+    else:
+        # Rendered without the request: context processors would query the database.
+        response = HttpResponse(render_to_string("503.html"), status=503)
     response["Retry-After"] = "30"
     return response
 
@@ -25,10 +33,10 @@ class DatabaseUnavailableMiddleware:
             return self.get_response(request)
         except (OperationalError, InterfaceError) as exc:  # raised outside a view
             log.error("database unavailable: %s", exc)
-            return unavailable_response()
+            return unavailable_response(request)
 
     def process_exception(self, request, exception):
         if isinstance(exception, (OperationalError, InterfaceError)):
             log.error("database unavailable: %s", exception)
-            return unavailable_response()
+            return unavailable_response(request)
         return None

@@ -17,6 +17,7 @@ from celery import shared_task
 from django.utils import timezone
 
 from aurora_billing.periods import Period, parse_instant
+from aurora_billing.queue import task_send
 from aurora_billing.settlement import accounts_due, accounts_settle
 
 log = logging.getLogger("aurora.settlement")
@@ -38,7 +39,7 @@ def settlement_run_due(self, now: str | None = None, batch_size: int = BATCH_SIZ
     queue = (self.request.delivery_info or {}).get("routing_key") or None
     batches = [ids[i:i + batch_size] for i in range(0, len(ids), batch_size)]
     for batch in batches:
-        settlement_settle_batch.apply_async(kwargs={"account_ids": batch, "now": at.isoformat()}, queue=queue)
+        task_send(settlement_settle_batch, kwargs={"account_ids": batch, "now": at.isoformat()}, queue=queue)
     log.info("settlement due at %s: %d accounts in %d batches", at.isoformat(), len(ids), len(batches))
     return len(batches)
 

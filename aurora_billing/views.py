@@ -2,7 +2,7 @@
 import sys
 
 from django.db import InterfaceError, OperationalError
-from django.http import HttpResponseServerError
+from django.http import HttpResponseServerError, JsonResponse
 from django.shortcuts import redirect, render
 from django.template.loader import render_to_string
 from django.utils import timezone
@@ -12,7 +12,7 @@ from invoices.views import period_error_response
 from usage.models import RESULT_CATEGORY, EmailResult, ServiceItem
 
 from .console import billing_console
-from .middleware import unavailable_response
+from .middleware import API_PREFIX, unavailable_response
 from .periods import Period, PeriodError
 
 
@@ -77,6 +77,9 @@ def server_error(request):
     # Rendered without the request's context processors: the failure may be
     # the database, which is a 503 (try again) rather than a 500.
     if isinstance(sys.exc_info()[1], (OperationalError, InterfaceError)):
-        return unavailable_response()
+        return unavailable_response(request)
+    if request.path.startswith(API_PREFIX):
+        return JsonResponse({"error": {"code": "server_error", "message": "Something went wrong on our side; "
+                                       "nothing was stored. Retry later."}}, status=500)
     return HttpResponseServerError(render_to_string("500.html"))
 
