@@ -4,15 +4,18 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 export DJANGO_SETTINGS_MODULE := aurora_billing.settings
 
-.PHONY: install demo test lint bench clean
+.PHONY: install demo test lint bench lock clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 
-$(VENV)/.installed: pyproject.toml | $(BIN)/python
+# Exact versions with hashes from the lock file, then the project itself
+# (no dependency resolution, no download of a build backend).
+$(VENV)/.installed: pyproject.toml requirements-dev.txt | $(BIN)/python
 	./scripts/system-deps
-	$(BIN)/pip install -q -e '.[dev]'
+	$(BIN)/pip install -q --require-hashes -r requirements-dev.txt
+	$(BIN)/pip install -q --no-deps --no-build-isolation -e .
 	touch $@
 
 install: $(VENV)/.installed
@@ -33,6 +36,14 @@ lint: install
 
 bench: install
 	$(BIN)/python -m benchmarks
+
+# Re-resolve the lock files from pyproject.toml (newest versions in range).
+# Review the diff, run `make test`, commit both files. docs/operations.md.
+LOCK := var/lock-tools/bin/uv pip compile --quiet --generate-hashes --python-version 3.11 --universal
+lock:
+	test -x var/lock-tools/bin/uv || ($(PYTHON) -m venv var/lock-tools && var/lock-tools/bin/pip install -q uv)
+	$(LOCK) pyproject.toml -o requirements.txt
+	$(LOCK) --extra dev pyproject.toml requirements-build.in -o requirements-dev.txt
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .ruff_cache
