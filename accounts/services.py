@@ -13,7 +13,7 @@ import logging
 from django.core.files.base import ContentFile
 from django.db import IntegrityError, transaction
 
-from aurora_billing.audit import audit_record
+from core.audit import audit_record
 
 from .models import Account, BillingInfo, BillingInfoChange, User, VerificationStatus
 from .uploads import CleanLicense

@@ -6,10 +6,10 @@ from django.utils import timezone
 from accounts.admin import AccountAdmin as BaseAccountAdmin
 from accounts.admin import ReadOnlyAdmin
 from accounts.models import Account
+from core.models import AuditEvent
+from core.periods import Period, PeriodError
 
-from .models import AuditEvent
-from .periods import Period, PeriodError
-from .settlement import PeriodNotDue, settle_account
+from .settlement import PeriodNotDue, accounts_settle
 
 
 @admin.register(AuditEvent)
@@ -59,7 +59,7 @@ class AccountAdmin(BaseAccountAdmin):
     @admin.action(description="Settle every due period now (catch-up)", permissions=["settle"])
     def settle_due(self, request, queryset):
         now = timezone.now()
-        _report(request, [settle_account(account=account, now=now) for account in queryset])
+        _report(request, [accounts_settle(account_ids=[account.pk], now=now) for account in queryset])
 
     @admin.action(description="Settle a period…", permissions=["settle"])
     def settle_period(self, request, queryset):
@@ -67,7 +67,7 @@ class AccountAdmin(BaseAccountAdmin):
         if form.is_valid():
             now = timezone.now()
             try:
-                _report(request, [settle_account(account=a, now=now, period=form.cleaned_data["period"])
+                _report(request, [accounts_settle(account_ids=[a.pk], now=now, period=form.cleaned_data["period"])
                                   for a in queryset])
             except PeriodNotDue as exc:
                 messages.error(request, str(exc))

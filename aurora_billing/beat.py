@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 from django.db import transaction
 
-from aurora_billing.periods import BILLING_TZ
+from core.periods import BILLING_TZ
 
 # PeriodicTask rows whose name starts with this are managed here; a row of
 # that prefix that is no longer in SCHEDULE is disabled by the sync.

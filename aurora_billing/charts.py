@@ -15,7 +15,7 @@ from decimal import ROUND_HALF_UP, Decimal
 from django.utils.html import format_html_join
 from django.utils.safestring import SafeString
 
-from aurora_billing.periods import Period
+from core.periods import Period
 from invoices.templatetags.billing import quantity as format_quantity
 from usage.models import EMAIL_RESULTS, EmailResult
 

@@ -25,12 +25,11 @@ from functools import cached_property
 from django.db.models import Max, Sum
 
 from accounts.models import Account
-from aurora_billing.money import ZERO, ZERO_MONEY
-from aurora_billing.periods import BILLING_TZ, Period, billing_day
+from core.money import ZERO, ZERO_MONEY
+from core.periods import BILLING_TZ, Period, billing_day
 from invoices.models import Bill, BillLine, LineStatus
 from invoices.selectors import billing_estimate, console_period_check, console_periods, packs_state
-from payments.selectors import due_total
-from payments.services import funds_balance
+from payments.selectors import due_total, funds_balances
 from usage.models import EMAIL_RESULTS, DailyUsage, Region, ServiceItem
 
 from .charts import DailyCharts, daily_charts
@@ -317,7 +316,7 @@ def billing_console(*, account: Account, period: Period, now: dt.datetime) -> Bi
         bill=bill,
         total=total,
         total_due=due_total(account=account),
-        funds=funds_balance(account=account, at=now),
+        funds=funds_balances(account_ids=[account.pk], at=now)[account.pk],
         packs=_region_packs(pack_states, region_names, today),
         charts=daily_charts(period=period, today=today, emails=usage.emails, data_flow=usage.data_flow),
         usage_updated_at=usage.updated_at,

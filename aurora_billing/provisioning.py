@@ -25,8 +25,8 @@ from django.core.validators import URLValidator, validate_email
 from django.db import transaction
 
 from accounts.models import Account, BillingInfo, BillingInfoChange, Membership, Role, User
-from aurora_billing.money import parse_decimal
-from aurora_billing.periods import parse_day
+from core.money import parse_decimal
+from core.periods import parse_day
 from payments.models import EntryKind, LedgerEntry
 from usage.models import CATALOG_ORDER, EmailPack, Price, Region
 

@@ -26,8 +26,7 @@ from django.shortcuts import render
 from django.utils import timezone
 
 from accounts.tasks import password_reset_send
-
-from .queue import enqueue_on_commit
+from core.queue import enqueue_on_commit
 
 log = logging.getLogger("aurora.security")
 

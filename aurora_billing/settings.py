@@ -39,6 +39,9 @@ INSTALLED_APPS = [
     "django.contrib.humanize",
     "django_celery_beat",
     "axes",
+    # the bottom layer (money, periods, audit log, queue, bulk insert), then
+    # the apps in their import order (docs/architecture.md)
+    "core",
     "accounts",
     "usage",
     "invoices",

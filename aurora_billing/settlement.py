@@ -4,11 +4,13 @@ A batch of accounts is settled in one transaction that first locks the
 accounts' rows (in id order, so overlapping batches never deadlock), then
 
 1. ``invoices.services.bills_prepare`` decides and computes each bill;
-2. the funds balance of each account (the sum of its ledger) is applied to
-   its lines in order (``invoices.calculation.funds_allocate``);
+2. the funds balance of each account as of ``now``
+   (``payments.selectors.funds_balances``) is applied to its lines in order
+   (``invoices.calculation.funds_allocate``);
 3. ``invoices.services.bills_write`` writes bills, lines, pack deductions
-   and marks the usage billed; the funds applied are appended to the ledger
-   as ``settlement`` entries and each bill to the audit log.
+   and marks the usage billed; ``payments.services.ledger_settlement_record``
+   appends the funds applied to the ledger as ``settlement`` entries and
+   ``core.audit.audit_record_bulk`` each bill to the audit log.
 
 Top-ups and repayments take the same account lock, so they are serialised
 with settlement on PostgreSQL. Settlement is idempotent: a settled period is
@@ -24,27 +26,26 @@ import datetime as dt
 import logging
 from collections import defaultdict
 from dataclasses import dataclass, field
-from decimal import Decimal
 
 from django.db import IntegrityError, transaction
-from django.db.models import F, Sum
+from django.db.models import F
 from django.db.models.functions import TruncMonth
 
 from accounts.models import Account
-from aurora_billing.models import AuditEvent
-from aurora_billing.money import ZERO_MONEY, round_money
-from aurora_billing.periods import Period
+from core.audit import audit_record_bulk
+from core.periods import Period
 from invoices.calculation import catch_up_period, funds_allocate, settlement_decision
 from invoices.models import Bill
 from invoices.selectors import latest_due_period
-from invoices.services import SettlementError, bills_prepare, bills_write, rows_insert
-from payments.models import EntryKind, LedgerEntry
+from invoices.services import SettlementError, bills_prepare, bills_write
+from payments.selectors import funds_balances
+from payments.services import ledger_settlement_record
 from usage.models import DailyUsage
 
 log = logging.getLogger("aurora.settlement")
 
 __all__ = ["PeriodNotDue", "SettlementError", "SettlementReport", "accounts_due", "accounts_settle",
-           "bill_settle", "latest_due_period", "settle_account"]
+           "bill_settle", "latest_due_period"]
 
 
 class PeriodNotDue(ValueError):
@@ -69,17 +70,6 @@ class SettlementReport:
                 f"{len(self.empty)} without usage, {len(self.errors)} errors")
 
 
-def _funds_balances(account_ids: list[int], *, at: dt.datetime) -> dict[int, Decimal]:
-    """Funds balance per account as of ``at``: the sum of its ledger entries
-    dated at or before ``at`` (as ``payments.services.funds_balance``, for a
-    batch). A top-up dated later counts only from its instant (billing-rules §5)."""
-    rows = (LedgerEntry.objects.filter(account_id__in=account_ids, at__lte=at).order_by().values("account_id")
-            .annotate(total=Sum("amount")).values_list("account_id", "total"))
-    # A sum of cent amounts is whole cents; SQLite sums in binary floating
-    # point, so bring it back to cents.
-    return {account_id: round_money(total) for account_id, total in rows}
-
-
 def _settle_locked(*, accounts: list[Account], now: dt.datetime,
                    period: Period | None) -> tuple[SettlementReport, list[int]]:
     """Settle ``accounts`` (rows locked by the caller's transaction). Returns
@@ -95,34 +85,19 @@ def _settle_locked(*, accounts: list[Account], now: dt.datetime,
     if not plan.drafts:
         return report, []
 
-    balances = _funds_balances([d.account.pk for d in plan.drafts], at=now)
-    applied = [funds_allocate(amounts=[line.amount for line in d.calculation.lines],
-                              available=balances.get(d.account.pk, ZERO_MONEY))
+    balances = funds_balances(account_ids=[d.account.pk for d in plan.drafts], at=now)
+    applied = [funds_allocate(amounts=[line.amount for line in d.calculation.lines], available=balances[d.account.pk])
                for d in plan.drafts]
     written = bills_write(drafts=plan.drafts, funds_applied=applied, now=now)
-
-    entries, events = [], []
-    for bill, lines in written:
-        for line in lines:
-            if line.paid > 0:
-                adjustment = f" (adjustment for {line.adjustment_for})" if line.adjustment_for else ""
-                entries.append({
-                    "account_id": bill.account_id, "kind": EntryKind.SETTLEMENT.value, "amount": -line.paid,
-                    "currency": bill.currency, "at": now, "created_at": now, "reference": f"bill:{bill.pk}",
-                    "line_id": line.id, "memo": f"{bill.period} {line.service_id}/{line.region_id}{adjustment}",
-                    "created_by_id": None,
-                })
-        events.append({
-            "at": now, "actor_id": None, "actor_label": "system", "action": "bill.settled",
-            "account_id": bill.account_id, "object_type": Bill._meta.label, "object_id": str(bill.pk),
-            "summary": f"{bill.account.code} {bill.period}: {bill.total_amount} {bill.currency}, "
-                       f"funds applied {bill.funds_applied}, {len(lines)} lines",
-            "data": {"period": bill.period, "total_amount": str(bill.total_amount),
-                     "funds_applied": str(bill.funds_applied), "currency": bill.currency, "lines": len(lines)},
-        })
-        report.settled.append((bill.account.code, bill.period))
-    rows_insert(LedgerEntry, entries)
-    rows_insert(AuditEvent, events)
+    ledger_settlement_record(written=written, now=now)
+    audit_record_bulk(at=now, events=[{
+        "action": "bill.settled", "account_id": bill.account_id, "obj": bill,
+        "summary": f"{bill.account.code} {bill.period}: {bill.total_amount} {bill.currency}, "
+                   f"funds applied {bill.funds_applied}, {len(lines)} lines",
+        "data": {"period": bill.period, "total_amount": str(bill.total_amount),
+                 "funds_applied": str(bill.funds_applied), "currency": bill.currency, "lines": len(lines)},
+    } for bill, lines in written])
+    report.settled += [(bill.account.code, bill.period) for bill, _ in written]
     more = set(plan.more)
     return report, [bill.account_id for bill, _ in written if bill.account_id in more]
 
@@ -179,27 +154,17 @@ def accounts_settle(*, account_ids: list[int], now: dt.datetime, period: Period 
 
 
 def bill_settle(*, account: Account, period: Period, now: dt.datetime) -> tuple[Bill | None, bool]:
-    """Settle ``account`` for ``period``. Returns (bill, created); a period
-    without anything to bill gets no bill: (None, False). Raises
-    PeriodNotDue before the bill time, SettlementError when the account
-    cannot be settled (nothing is written)."""
-    if not period.is_billable(now):
-        raise PeriodNotDue(f"{period} cannot be settled before its bill time, {period.bill_time_label()}")
-    try:
-        report, _ = _settle_batch(account_ids=[account.pk], now=now, period=period)
-    except IntegrityError:
-        report, _ = _settle_batch(account_ids=[account.pk], now=now, period=period)
+    """``accounts_settle`` for one account and period, as a bill: (bill,
+    created); a period without anything to bill gets no bill: (None, False).
+    Raises PeriodNotDue before the bill time, SettlementError when the
+    account cannot be settled (nothing is written)."""
+    report = accounts_settle(account_ids=[account.pk], now=now, period=period)
     if report.errors:
         raise SettlementError(report.errors[0])
     bill = Bill.objects.filter(account=account, period=str(period)).first()
     if bill is not None:
         log.info("settled account=%s period=%s bill=%s total=%s", account.code, period, bill.pk, bill.total_amount)
     return bill, bool(report.settled)
-
-
-def settle_account(*, account: Account, now: dt.datetime, period: Period | None = None) -> SettlementReport:
-    """Settle one account: ``period`` only, or every period due (catch-up)."""
-    return accounts_settle(account_ids=[account.pk], now=now, period=period)
 
 
 def accounts_due(*, now: dt.datetime) -> list[int]:

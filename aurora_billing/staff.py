@@ -15,7 +15,7 @@ from __future__ import annotations
 from django.contrib.auth.models import Group, Permission
 from django.db.models import Q
 
-BILLING_APPS = ("accounts", "usage", "invoices", "payments", "aurora_billing", "django_celery_beat")
+BILLING_APPS = ("core", "accounts", "usage", "invoices", "payments", "aurora_billing", "django_celery_beat")
 
 
 def _perms(query: Q) -> list[Permission]:
@@ -55,5 +55,7 @@ def sync_after_migrate(sender, plan=None, **kwargs) -> None:
     ``plan``: the groups are data then, restored with the rest or not at all."""
     from django.apps import apps
 
-    if plan is not None and sender.label == list(apps.get_app_configs())[-1].label:
+    # Django sends it only for apps with a models module
+    last = [config for config in apps.get_app_configs() if config.models_module is not None][-1]
+    if plan is not None and sender.label == last.label:
         staff_groups_sync()

@@ -16,9 +16,9 @@ import logging
 from celery import shared_task
 from django.utils import timezone
 
-from aurora_billing.periods import Period, parse_instant
-from aurora_billing.queue import task_send
 from aurora_billing.settlement import accounts_due, accounts_settle
+from core.periods import Period, parse_instant
+from core.queue import task_send
 
 log = logging.getLogger("aurora.settlement")
 

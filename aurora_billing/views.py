@@ -8,12 +8,12 @@ from django.template.loader import render_to_string
 from django.utils import timezone
 
 from accounts.permissions import account_required
+from core.periods import Period, PeriodError
 from invoices.views import period_error_response
 from usage.models import RESULT_CATEGORY, EmailResult, ServiceItem
 
 from .console import billing_console
 from .middleware import API_PREFIX, unavailable_response
-from .periods import Period, PeriodError
 
 
 def home(request):

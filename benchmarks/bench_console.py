@@ -149,13 +149,13 @@ def seed(*, accounts: int) -> int:
 def settle_all() -> tuple[int, float]:
     """Settle every ended month of every account (real settlement)."""
     from accounts.models import Account
-    from aurora_billing.settlement import settle_account
+    from aurora_billing.settlement import accounts_settle
 
     start = time.perf_counter()
     bills = 0
     accounts = list(Account.objects.filter(code__startswith="bench-").order_by("pk"))
     for i, account in enumerate(accounts, 1):
-        report = settle_account(account=account, now=NOW)
+        report = accounts_settle(account_ids=[account.pk], now=NOW)
         if report.errors:
             raise SystemExit(f"settlement of {account.code} failed: {report.errors}")
         bills += len(report.settled)

@@ -131,7 +131,7 @@ def _export_sql(url: str, first: str, last: str) -> tuple[str, str]:
     """(the export's formatting SELECT, the plain SELECT of the same rows) with literals."""
     code = (
         "import json, django; django.setup();"
-        "from aurora_billing.periods import Period;"
+        "from core.periods import Period;"
         "from invoices.export import staff_export_sql;"
         f"sql, params = staff_export_sql(first=Period.parse('{first}'), last=Period.parse('{last}'));"
         "print(json.dumps([sql, params]))"
@@ -207,7 +207,7 @@ def bench_export(url: str) -> list[tuple]:
 PYTHON_PATH_CODE = """
 import django, sys, time
 django.setup()
-from aurora_billing.periods import Period
+from core.periods import Period
 from invoices.export import STAFF_CSV_COLUMNS, csv_chunks, staff_export_rows
 first = last = Period.parse(sys.argv[1])
 start = time.perf_counter()

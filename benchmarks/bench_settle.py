@@ -136,7 +136,7 @@ def group_by_seconds() -> tuple[float, int]:
     Median of three runs."""
     from django.db import connection
 
-    from aurora_billing.periods import Period
+    from core.periods import Period
 
     period = Period.parse(PERIOD)
     timings = []
@@ -185,8 +185,8 @@ def _worker(url: str, queue, ready, go, results) -> None:
     setup_django(url)
     from django.db import close_old_connections, connection
 
-    from aurora_billing.periods import Period
     from aurora_billing.settlement import accounts_settle
+    from core.periods import Period
 
     period = Period.parse(PERIOD)
     now = period.bill_time
@@ -211,8 +211,8 @@ def _worker(url: str, queue, ready, go, results) -> None:
 
 def settle_seconds(url: str, *, workers: int, batch: int) -> tuple[float, int, int, float, float]:
     """Settle every due account with ``workers`` processes pulling batches."""
-    from aurora_billing.periods import Period
     from aurora_billing.settlement import accounts_due
+    from core.periods import Period
 
     ctx = mp.get_context("spawn")
     queue, results = ctx.Queue(), ctx.Queue()

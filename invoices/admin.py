@@ -16,7 +16,7 @@ from django.utils import timezone
 from django.utils.html import format_html
 
 from accounts.admin import ReadOnlyAdmin
-from aurora_billing.periods import Period, PeriodError
+from core.periods import Period, PeriodError
 
 from .export import export_periods, staff_export_csv
 from .models import Bill, BillLine, PackDeduction, Statement

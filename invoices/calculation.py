@@ -24,7 +24,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from decimal import Decimal
 
-from aurora_billing.money import (
+from core.money import (
     FREE_GB_PER_EMAIL,
     MONEY_DIGITS,
     MONEY_PLACES,
@@ -34,7 +34,7 @@ from aurora_billing.money import (
     ZERO_MONEY,
     round_money,
 )
-from aurora_billing.periods import Period
+from core.periods import Period
 from usage.models import CATALOG_ORDER, EMAIL_RESULTS
 
 

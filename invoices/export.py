@@ -33,8 +33,8 @@ from django.db import connection
 from django.db.models import F, Min
 
 from accounts.models import Account
-from aurora_billing.money import QUANTUM, format_money, format_quantity
-from aurora_billing.periods import Period, PeriodError, periods_between
+from core.money import QUANTUM, format_money, format_quantity
+from core.periods import Period, PeriodError, periods_between
 from usage.models import EMAIL_RESULTS, DailyUsage
 
 from .models import Bill, BillLine

@@ -12,7 +12,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from accounts.models import Account
-from aurora_billing.money import (
+from core.money import (
     MONEY_DIGITS,
     MONEY_PLACES,
     PRICE_DIGITS,

@@ -17,7 +17,7 @@ from django.conf import settings
 from django.template.loader import render_to_string
 from django.urls import reverse
 
-from aurora_billing.periods import BILLING_TZ, Period
+from core.periods import BILLING_TZ, Period
 from usage.models import EMAIL_RESULTS, EmailResult, Region, ServiceItem
 
 from .export import format_unit_price

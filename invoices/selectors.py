@@ -17,8 +17,8 @@ from django.db.models import F, OuterRef, Subquery, Sum
 from django.db.models.functions import Coalesce
 
 from accounts.models import Account
-from aurora_billing.money import ZERO
-from aurora_billing.periods import Period, PeriodError
+from core.money import ZERO
+from core.periods import Period, PeriodError
 from usage.models import DailyUsage, EmailPack, Price
 
 from .calculation import (

@@ -18,16 +18,16 @@ second bill.
 from __future__ import annotations
 
 import datetime as dt
-import json
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import NamedTuple
 
 from django.db import connection, transaction
-from django.db.models import F, JSONField, Model
+from django.db.models import F
 
 from accounts.models import Account, BillingInfo
-from aurora_billing.periods import Period
+from core.bulk import rows_insert
+from core.periods import Period
 from usage.models import EMAIL_RESULTS, DailyUsage
 
 from .calculation import Calculation, catch_up_period, lines_compute, settlement_decision, usage_periods
@@ -186,45 +186,6 @@ def bills_write(*, drafts: list[BillDraft], funds_applied: list[list[Decimal]],
     rows_insert(PackDeduction, deductions)
     usage_billed_mark(usage_ids=[pk for d in drafts for pk in d.usage_ids])
     return out
-
-
-def rows_insert(model: type[Model], rows: list[dict], *, ids: bool = False) -> list[int]:
-    """Insert ``rows`` (field attname → value, the same fields in every row;
-    fields left out take their default, evaluated once per call) and return their ids, in order, if
-    ``ids``. On PostgreSQL this is one COPY (ids drawn from the table's
-    sequence first): settlement writes tens of thousands of rows per batch,
-    and COPY costs a fraction of an INSERT built by the ORM. Elsewhere it is
-    ``bulk_create``. Values are plain Python values (Decimal, str, int,
-    date, aware datetime, dict for JSON)."""
-    if not rows:
-        return []
-    fields = [f for f in model._meta.concrete_fields if not f.primary_key]
-    unknown = set(rows[0]) - {f.attname for f in fields}
-    if unknown:
-        raise ValueError(f"{model._meta.label} has no field {', '.join(sorted(unknown))}")
-    defaults = {f.attname: f.get_default() for f in fields if f.attname not in rows[0]}
-    if connection.vendor != "postgresql":
-        objs = model.objects.bulk_create([model(**{**defaults, **row}) for row in rows], batch_size=1000)
-        return [o.pk for o in objs] if ids else []
-    table = connection.ops.quote_name(model._meta.db_table)
-    pk_column = model._meta.pk.column
-    names = [f.attname for f in fields]
-    json_positions = [i for i, f in enumerate(fields) if isinstance(f, JSONField)]
-    columns = ([pk_column] if ids else []) + [f.column for f in fields]
-    with connection.cursor() as cursor:
-        new_ids: list[int] = []
-        if ids:
-            cursor.execute("SELECT nextval(pg_get_serial_sequence(%s, %s)) FROM generate_series(1, %s)",
-                           [model._meta.db_table, pk_column, len(rows)])
-            new_ids = [r[0] for r in cursor.fetchall()]
-        quoted = ", ".join(connection.ops.quote_name(c) for c in columns)
-        with cursor.copy(f"COPY {table} ({quoted}) FROM STDIN") as copy:
-            for i, row in enumerate(rows):
-                values = [row[name] if name in row else defaults[name] for name in names]
-                for j in json_positions:
-                    values[j] = json.dumps(values[j])
-                copy.write_row([new_ids[i], *values] if ids else values)
-    return new_ids
 
 
 def usage_billed_mark(*, usage_ids: list[int]) -> None:

@@ -32,8 +32,8 @@ from django.db.models import Q, QuerySet
 from django.template.loader import render_to_string
 
 from accounts.selectors import account_recipients
-from aurora_billing.money import ZERO_MONEY
-from aurora_billing.periods import Period, billing_day
+from core.money import ZERO_MONEY
+from core.periods import Period, billing_day
 
 from .models import Bill, BillLine, Statement, StatementCounter
 from .pdf import billing_contact, console_url, repay_url, statement_pdf_render

@@ -13,8 +13,8 @@ import datetime as dt
 from celery import shared_task
 from django.utils import timezone
 
-from aurora_billing.periods import parse_instant
-from aurora_billing.queue import enqueue_on_commit
+from core.periods import parse_instant
+from core.queue import enqueue_on_commit
 
 from .models import Statement
 from .statements import StatementEmailError, statement_email_send, statement_issue, statements_due

@@ -7,7 +7,7 @@ from django.utils import timezone
 from django.views.decorators.http import require_GET
 
 from accounts.permissions import account_required
-from aurora_billing.periods import Period, PeriodError
+from core.periods import Period, PeriodError
 
 from .export import account_export_csv, export_periods
 from .models import Bill

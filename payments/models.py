@@ -22,7 +22,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from accounts.models import Account
-from aurora_billing.money import MONEY_DIGITS, MONEY_PLACES
+from core.money import MONEY_DIGITS, MONEY_PLACES
 from invoices.models import BillLine
 
 

@@ -12,15 +12,16 @@ from typing import NoReturn
 from django.core.exceptions import ValidationError
 from django.core.mail import EmailMultiAlternatives
 from django.db import IntegrityError, transaction
-from django.db.models import Sum
 from django.template.loader import render_to_string
 
 from accounts.models import Account
 from accounts.selectors import account_recipients
-from aurora_billing.audit import audit_record
-from aurora_billing.money import ZERO_MONEY, round_money
-from aurora_billing.queue import enqueue_on_commit
-from invoices.models import BillLine, LineStatus
+from core.audit import audit_record
+from core.bulk import rows_insert
+from core.money import ZERO_MONEY, round_money
+from core.queue import enqueue_on_commit
+from invoices.models import Bill, BillLine, LineStatus
+from invoices.services import WrittenLine
 
 from .models import (
     EntryKind,
@@ -36,18 +37,22 @@ from .providers import Checkout, CheckoutUrls, Notification, provider_get, provi
 from .selectors import payment_lines
 
 
-def funds_balance(*, account: Account, at: dt.datetime | None = None) -> Decimal:
-    """The account's prepaid funds: the sum of its ledger entries, or with
-    ``at`` only of those dated at or before it (funds booked for a later
-    instant are not available yet)."""
-    entries = LedgerEntry.objects.filter(account=account)
-    if at is not None:
-        entries = entries.filter(at__lte=at)
-    total = entries.aggregate(total=Sum("amount"))["total"]
-    # round_money: SQLite sums decimals as binary floats (0.1 + 0.2 ≠ 0.3);
-    # on PostgreSQL the sum is exact and this changes nothing.
-    balance = round_money(total) if total is not None else ZERO_MONEY
-    return balance if balance else ZERO_MONEY  # never -0.00
+def ledger_settlement_record(*, written: Sequence[tuple[Bill, Sequence[WrittenLine]]], now: dt.datetime) -> None:
+    """Append a ``settlement`` entry (−paid) for each line of the settled
+    bills that funds paid, in one statement. Runs in settlement's
+    transaction, under the accounts' locks."""
+    entries = []
+    for bill, lines in written:
+        for line in lines:
+            if line.paid > 0:
+                adjustment = f" (adjustment for {line.adjustment_for})" if line.adjustment_for else ""
+                entries.append({
+                    "account_id": bill.account_id, "kind": EntryKind.SETTLEMENT.value, "amount": -line.paid,
+                    "currency": bill.currency, "at": now, "created_at": now, "reference": f"bill:{bill.pk}",
+                    "line_id": line.id, "memo": f"{bill.period} {line.service_id}/{line.region_id}{adjustment}",
+                    "created_by_id": None,
+                })
+    rows_insert(LedgerEntry, entries)
 
 
 def topup_record(*, account: Account, amount: Decimal, reference: str, at: dt.datetime,

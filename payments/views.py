@@ -31,12 +31,18 @@ from .providers import (
 from .providers.alipay import AlipayProvider
 from .providers.paypal import PayPalProvider
 from .providers.sandbox import SandboxProvider
-from .selectors import payment_get, payment_lines, payment_list, payment_pending_repayment, repayment_due
+from .selectors import (
+    funds_balances,
+    payment_get,
+    payment_lines,
+    payment_list,
+    payment_pending_repayment,
+    repayment_due,
+)
 from .services import (
     CallbackRefused,
     DueChanged,
     PaymentError,
-    funds_balance,
     payment_cancel,
     payment_notification_handle,
     payment_start,
@@ -142,8 +148,9 @@ def topup(request):
         status = 200
     else:
         return HttpResponse(status=405, headers={"Allow": "GET, HEAD, POST"})
+    funds = funds_balances(account_ids=[account.pk])[account.pk]
     return render(request, "payments/topup.html", {"account": account, "form": form, "providers": providers,
-                                                   "funds": funds_balance(account=account)}, status=status)
+                                                   "funds": funds}, status=status)
 
 
 @require_safe

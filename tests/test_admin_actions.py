@@ -62,6 +62,6 @@ def test_support_staff_cannot_settle(client, usage_for_october):
 def test_auditor_reads_but_changes_nothing(client, usage_for_october):
     client.force_login(staff("audit@aurora.example", "auditor"))
     assert client.get("/admin/payments/ledgerentry/").status_code == 200
-    assert client.get("/admin/aurora_billing/auditevent/").status_code == 200
+    assert client.get("/admin/core/auditevent/").status_code == 200
     assert client.get("/admin/payments/ledgerentry/add/").status_code == 403
     assert client.get("/admin/accounts/billinginfo/").status_code == 200

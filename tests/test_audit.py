@@ -3,8 +3,8 @@ from decimal import Decimal
 import pytest
 from django.db import DatabaseError, transaction
 
-from aurora_billing.audit import audit_record
-from aurora_billing.models import AuditEvent
+from core.audit import audit_record
+from core.models import AuditEvent
 
 pytestmark = pytest.mark.django_db
 

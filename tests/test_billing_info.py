@@ -437,8 +437,8 @@ def test_rejection_reason_is_shown_to_the_customer(client, submitted):
 
 def test_settled_bill_keeps_the_snapshot(team, submitted):
     """Statements show billing information as it was at settlement."""
-    from aurora_billing.periods import Period
     from aurora_billing.settlement import bill_settle
+    from core.periods import Period
 
     add_price("email", "sg", "0.000300")
     add_usage(team, "sg", "email", "2026-10-05", 1000)

@@ -7,7 +7,7 @@ from decimal import Decimal
 
 import pytest
 
-from aurora_billing.periods import Period
+from core.periods import Period
 from invoices.calculation import PackState, UsageRow, funds_allocate, lines_compute
 
 OCT = Period(2026, 10)

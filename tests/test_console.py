@@ -21,8 +21,8 @@ from aurora_billing.console import (
     billing_console,
     unit_price_text,
 )
-from aurora_billing.periods import Period
 from aurora_billing.settlement import bill_settle
+from core.periods import Period
 from invoices.selectors import console_periods
 from payments.services import topup_record
 

@@ -7,7 +7,7 @@ from decimal import Decimal
 import pytest
 
 from aurora_billing.charts import PLOT_BOTTOM, PLOT_TOP, compact_number, daily_charts, nice_ceiling
-from aurora_billing.periods import Period
+from core.periods import Period
 
 NOVEMBER = Period(2026, 11)
 

@@ -14,8 +14,8 @@ from django.core.mail.backends.locmem import EmailBackend as LocmemBackend
 from django.core.management import CommandError, call_command
 
 from accounts.models import Membership, User
-from aurora_billing.periods import Period
 from aurora_billing.settlement import bill_settle
+from core.periods import Period
 from invoices.models import Statement
 from invoices.statements import StatementEmailError, StatementNotDue, statement_email_send, statement_issue
 from invoices.tasks import statements_send_due

@@ -11,8 +11,8 @@ from django.core.management import CommandError, call_command
 from django.urls import reverse
 
 from accounts.models import Membership, User
-from aurora_billing.periods import Period
 from aurora_billing.settlement import bill_settle
+from core.periods import Period
 from invoices.export import CSV_COLUMNS, csv_text, line_row
 
 from .conftest import PASSWORD, add_price, add_usage, utc

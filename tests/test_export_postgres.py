@@ -7,7 +7,7 @@ from decimal import Decimal
 import pytest
 
 from accounts.models import Account
-from aurora_billing.periods import Period
+from core.periods import Period
 from invoices.export import STAFF_CSV_COLUMNS, csv_chunks, staff_export_csv, staff_export_rows
 from invoices.models import Bill, BillLine
 from usage.models import Region

@@ -16,9 +16,9 @@ from django.db.models import F, Sum
 from django.test import override_settings
 
 from aurora_billing.celery import app
-from aurora_billing.queue import enqueue_on_commit
 from aurora_billing.settlement import accounts_due
 from aurora_billing.tasks import settlement_run_due
+from core.queue import enqueue_on_commit
 from invoices.models import Bill
 from payments.models import LedgerEntry
 from payments.services import topup_record

@@ -16,7 +16,7 @@ from django.core.management import CommandError, call_command
 from django.db import transaction
 
 from accounts.models import Account
-from aurora_billing.periods import Period
+from core.periods import Period
 from tests.conftest import add_price, add_usage, utc
 from usage.ingest import ERROR_LIST_CAP, FileSource, ImportRejected, RecordsSource
 from usage.models import DailyUsage, ImportOrigin, Region, UsageImport, UsageImportLine
@@ -421,19 +421,19 @@ def test_usage_for_a_settled_period_is_marked_late(catalog, tmp_path):
 
 
 def test_late_usage_is_billed_once_in_the_next_settlement(catalog, tmp_path):
-    from aurora_billing.settlement import settle_account
+    from aurora_billing.settlement import accounts_settle
     from invoices.models import BillLine
 
     add_price("email", "sg", "0.001000")
     import_file(write(tmp_path, HEADER + "2026-10-05,acme,sg,email,delivered,1000\n"))
     october = Period(2026, 10)
-    settle_account(account=catalog, period=october, now=october.bill_time)
+    accounts_settle(account_ids=[catalog.pk], period=october, now=october.bill_time)
     late = import_file(write(tmp_path, HEADER + "2026-10-20T10:00:00+08:00,acme,sg,email,delivered,300\n",
                              "late.csv")).usage_import
     assert late.late_rows == 1
     november = Period(2026, 11)
     for _ in range(2):  # settling again bills nothing twice
-        settle_account(account=catalog, now=november.bill_time)
+        accounts_settle(account_ids=[catalog.pk], now=november.bill_time)
     adjustments = BillLine.objects.filter(bill__account=catalog).exclude(adjustment_for="")
     assert [(line.bill.period, line.adjustment_for, line.usage_quantity) for line in adjustments] == [
         ("2026-11", "2026-10", Decimal("300"))]

@@ -15,7 +15,7 @@ import pytest
 from django.db import connection, transaction
 
 from accounts.models import Account
-from aurora_billing.periods import Period, parse_occurred_at
+from core.periods import Period, parse_occurred_at
 from tests.conftest import add_price, add_usage, failures, run_concurrently, utc
 from usage import services
 from usage.ingest import Catalog, FileSource, ImportRejected
@@ -257,7 +257,7 @@ def test_concurrent_imports_of_the_same_file_import_it_once(postgres, tmp_path):
 def test_import_during_settlement_is_billed_or_marked_late_never_lost(postgres, tmp_path, monkeypatch, order):
     """An import of October usage races the settlement of October: what
     the bill did not cover is exactly what the import log marks late."""
-    from aurora_billing.settlement import settle_account
+    from aurora_billing.settlement import accounts_settle
 
     if order == "time":  # written day by day while the file is read
         monkeypatch.setattr(ingest_totals, "PROGRESS_EVERY", 256)
@@ -274,7 +274,7 @@ def test_import_during_settlement_is_billed_or_marked_late_never_lost(postgres, 
     october = Period(2026, 10)
     outcomes = run_concurrently(
         lambda: usage_import(source=FileSource(path, "csv"), now=NOW),
-        lambda: settle_account(account=accounts["acme"], period=october, now=october.bill_time),
+        lambda: accounts_settle(account_ids=[accounts["acme"].pk], period=october, now=october.bill_time),
     )
     assert not failures(outcomes), failures(outcomes)
     usage = DailyUsage.objects.filter(account=accounts["acme"])

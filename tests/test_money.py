@@ -3,7 +3,7 @@ from decimal import Decimal
 
 import pytest
 
-from aurora_billing.money import format_money, format_quantity, parse_decimal, round_money
+from core.money import format_money, format_quantity, parse_decimal, round_money
 
 # value → rounded half up to cents
 ROUNDING = [

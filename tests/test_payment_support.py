@@ -10,8 +10,8 @@ from __future__ import annotations
 import re
 from decimal import Decimal
 
-from aurora_billing.periods import Period
 from aurora_billing.settlement import bill_settle
+from core.periods import Period
 from invoices.models import BillLine
 from payments.models import LedgerEntry
 

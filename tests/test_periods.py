@@ -3,7 +3,7 @@ import datetime as dt
 
 import pytest
 
-from aurora_billing.periods import (
+from core.periods import (
     Period,
     PeriodError,
     billing_day,

@@ -19,14 +19,15 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from accounts.models import Account
-from aurora_billing.money import FREE_GB_PER_EMAIL, round_money
-from aurora_billing.periods import Period
-from aurora_billing.settlement import settle_account
+from aurora_billing.settlement import accounts_settle
+from core.money import FREE_GB_PER_EMAIL, round_money
+from core.periods import Period
 from invoices.calculation import PackState, UsageRow, funds_allocate, lines_compute
 from invoices.models import Bill, BillLine, PackDeduction
 from invoices.selectors import billing_estimate
 from payments.models import LedgerEntry
-from payments.services import funds_balance, topup_record
+from payments.selectors import funds_balances
+from payments.services import topup_record
 from usage.models import CATALOG_ORDER, EMAIL_RESULTS, DailyUsage, EmailPack
 
 from .conftest import add_pack, add_price, add_usage
@@ -195,7 +196,7 @@ def check_history(regions, prices, pack_list, first_topup, months):
             if month["skip"]:
                 continue
         estimate = billing_estimate(account=account, period=due)
-        report = settle_account(account=account, now=now)
+        report = accounts_settle(account_ids=[account.pk], now=now)
         assert report.errors == []
         bill = Bill.objects.filter(account=account, period=str(due)).first()
         # The Pending estimate is the bill settlement then makes.
@@ -273,6 +274,6 @@ def check_history(regions, prices, pack_list, first_topup, months):
     paid = sum((x.paid for x in lines), Decimal("0.00"))
     settlement = sum(LedgerEntry.objects.filter(account=account, kind="settlement").values_list("amount", flat=True))
     assert settlement == -paid
-    assert funds_balance(account=account) == sum(topups) - paid >= 0
+    assert funds_balances(account_ids=[account.pk])[account.pk] == sum(topups) - paid >= 0
     ledger = sum(LedgerEntry.objects.filter(account=account).values_list("amount", flat=True))
-    assert ledger == funds_balance(account=account)
+    assert ledger == funds_balances(account_ids=[account.pk])[account.pk]

@@ -13,7 +13,7 @@ from django.test import Client
 from accounts.models import Membership, User
 from payments.models import LedgerEntry, Payment, PaymentEvent
 from payments.providers.sandbox import notification_sign
-from payments.services import funds_balance
+from payments.selectors import funds_balances
 
 from .conftest import PASSWORD
 from .test_payment_support import breakdown_token, later_overdraft, ledger, line_states, overdrawn
@@ -72,7 +72,7 @@ def test_sandbox_approval_pays_every_line_once_with_ledger_and_receipt(owner, ac
                             ("repayment_application", D("-0.40")), ("repayment_application", D("-1.32"))]
     assert set(LedgerEntry.objects.filter(kind__startswith="repayment").values_list("reference", flat=True)) == {
         f"payment:{payment.public_id}"}
-    assert funds_balance(account=acme) == D("0.00")
+    assert funds_balances(account_ids=[acme.pk])[acme.pk] == D("0.00")
     receipt = owner.get(response["Location"]).content.decode()
     assert "Thank you: 1.72 USD received." in receipt and 'id="payment-status">Paid<' in receipt
     assert len(mail.outbox) == 1
@@ -132,7 +132,8 @@ def test_a_second_transaction_for_a_paid_payment_is_kept_as_funds(owner, acme, c
         assert Client().post("/payments/callback/sandbox/", second).status_code == 200
         assert Client().post("/payments/callback/sandbox/", second).status_code == 200
     assert line_states(acme) == OCT_PAID
-    assert funds_balance(account=acme) == D("1.72")  # applied at the next settlement, never to a paid line
+    # applied at the next settlement, never to a paid line
+    assert funds_balances(account_ids=[acme.pk])[acme.pk] == D("1.72")
     assert LedgerEntry.objects.filter(kind="topup", reference=f"payment:{payment.public_id}:SBX-SECOND").count() == 1
     assert "paid twice" in caplog.text
 
@@ -235,7 +236,7 @@ def test_late_success_of_a_replaced_payment_is_kept_as_funds(owner, acme):
     assert (replaced.status, replaced.credited_to_funds) == ("succeeded", True)
     assert line_states(acme) == OCT_PAID
     assert LedgerEntry.objects.filter(kind="repayment_application").count() == 2  # each line repaid once
-    assert funds_balance(account=acme) == D("1.72")
+    assert funds_balances(account_ids=[acme.pk])[acme.pk] == D("1.72")
 
 
 def test_a_new_repayment_replaces_the_pending_one(owner, acme):

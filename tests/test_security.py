@@ -104,7 +104,7 @@ def test_an_ordinary_403_is_one_log_line(client, acme, caplog):
 
 def test_in_process_tasks_touch_no_broker(acme, caplog, django_capture_on_commit_callbacks):
     """CELERY_TASK_ALWAYS_EAGER (demo, tests): a task runs here, kombu is never asked."""
-    from aurora_billing.queue import enqueue_on_commit
+    from core.queue import enqueue_on_commit
     from payments.tasks import payment_receipt_send_task
 
     with mock.patch("kombu.Connection.__init__", side_effect=AssertionError("broker touched")), \

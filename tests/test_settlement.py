@@ -5,20 +5,20 @@ from decimal import Decimal
 import pytest
 from django.db.models import F
 
-from aurora_billing.models import AuditEvent
-from aurora_billing.periods import Period
 from aurora_billing.settlement import (
     PeriodNotDue,
     SettlementError,
     accounts_due,
     accounts_settle,
     bill_settle,
-    settle_account,
 )
+from core.models import AuditEvent
+from core.periods import Period
 from invoices.models import Bill, BillLine, PackDeduction
 from invoices.selectors import billing_estimate
 from payments.models import LedgerEntry
-from payments.services import funds_balance, topup_record
+from payments.selectors import funds_balances
+from payments.services import topup_record
 from usage.models import DailyUsage
 
 from .conftest import add_pack, add_price, add_usage, utc
@@ -82,7 +82,7 @@ def test_funds_go_in_catalog_order_then_region_code(acme):
         (Decimal("10.00"), Decimal("0.00"), Decimal("10.00"), "Overdrawn"),
     ]
     assert (bill.total_amount, bill.funds_applied) == (Decimal("13.30"), Decimal("3.10"))
-    assert funds_balance(account=acme) == Decimal("0.00")
+    assert funds_balances(account_ids=[acme.pk])[acme.pk] == Decimal("0.00")
     entries = LedgerEntry.objects.filter(kind="settlement").order_by("pk")
     assert [(e.line_id, e.amount) for e in entries] == [
         (lines[0].pk, Decimal("-1.00")), (lines[1].pk, Decimal("-2.00")), (lines[2].pk, Decimal("-0.10"))]
@@ -221,7 +221,7 @@ def test_late_usage_is_billed_once_on_adjustment_lines(acme):
     ]
     assert not DailyUsage.objects.exclude(billed_quantity=F("quantity")).exists()
     before = snapshot()
-    assert settle_account(account=acme, now=utc(2027, 3, 1)).settled == []
+    assert accounts_settle(account_ids=[acme.pk], now=utc(2027, 3, 1)).settled == []
     assert snapshot() == before
 
 
@@ -229,15 +229,15 @@ def test_late_usage_alone_gets_an_adjustment_bill_in_the_next_settlement_only(ac
     add_price("email", "sg", "0.001")
     add_usage(acme, "sg", "email", "2026-08-05", 1000)
     add_usage(acme, "sg", "email", "2026-10-05", 1000)
-    assert settle_account(account=acme, now=AFTER_OCT).settled == [("acme", "2026-08"), ("acme", "2026-10")]
+    assert accounts_settle(account_ids=[acme.pk], now=AFTER_OCT).settled == [("acme", "2026-08"), ("acme", "2026-10")]
     add_usage(acme, "sg", "email", "2026-08-06", 300)  # late usage of August
     # Not before November's bill time: nothing is due, and September (older
     # than the October bill) never carries it.
     assert accounts_due(now=utc(2026, 11, 20)) == []
-    assert settle_account(account=acme, now=utc(2026, 11, 20)).settled == []
+    assert accounts_settle(account_ids=[acme.pk], now=utc(2026, 11, 20)).settled == []
     assert bill_settle(account=acme, period=Period(2026, 9), now=AFTER_NOV) == (None, False)
     assert accounts_due(now=AFTER_NOV) == [acme.pk]
-    assert settle_account(account=acme, now=AFTER_NOV).settled == [("acme", "2026-11")]
+    assert accounts_settle(account_ids=[acme.pk], now=AFTER_NOV).settled == [("acme", "2026-11")]
     nov_bill = Bill.objects.get(account=acme, period="2026-11")
     assert lines_of(nov_bill) == [("email", "sg", "2026-08", Decimal("300"), Decimal("0"), Decimal("300"),
                                    Decimal("0.001"), Decimal("0.30"))]
@@ -253,7 +253,7 @@ def test_catch_up_settles_every_due_period_oldest_first(acme):
     estimate = billing_estimate(account=acme, period=OCT)  # simulates Aug and Sep first
     with pytest.raises(SettlementError, match="settle 2026-08 first"):
         bill_settle(account=acme, period=OCT, now=AFTER_OCT)
-    report = settle_account(account=acme, now=AFTER_OCT)  # November is not due
+    report = accounts_settle(account_ids=[acme.pk], now=AFTER_OCT)  # November is not due
     assert report.settled == [("acme", "2026-08"), ("acme", "2026-09"), ("acme", "2026-10")]
     billed = {b.period: b.lines.get() for b in Bill.objects.filter(account=acme)}
     assert {p: (x.deducted_quantity, x.amount) for p, x in billed.items()} == {
@@ -270,7 +270,7 @@ def test_usage_of_an_old_period_without_bill_gets_its_own_bill(acme):
     add_usage(acme, "sg", "email", "2026-10-10", 100)
     bill_settle(account=acme, period=OCT, now=AFTER_OCT)
     add_usage(acme, "sg", "email", "2026-08-10", 100)  # August had no usage, then some arrives
-    assert settle_account(account=acme, now=utc(2026, 11, 3)).settled == [("acme", "2026-08")]
+    assert accounts_settle(account_ids=[acme.pk], now=utc(2026, 11, 3)).settled == [("acme", "2026-08")]
     assert lines_of(Bill.objects.get(account=acme, period="2026-08"))[0][2] == ""
 
 
@@ -288,7 +288,7 @@ def test_before_bill_time_is_refused(acme):
 
 def test_no_usage_no_bill(acme):
     assert bill_settle(account=acme, period=OCT, now=AFTER_OCT) == (None, False)
-    report = settle_account(account=acme, now=AFTER_OCT, period=OCT)
+    report = accounts_settle(account_ids=[acme.pk], now=AFTER_OCT, period=OCT)
     assert (report.settled, report.empty) == ([], [("acme", "2026-10")])
     assert not Bill.objects.exists()
 
@@ -333,7 +333,7 @@ def test_a_failure_leaves_nothing_for_that_account_and_a_rerun_settles_it(make_a
     assert not PackDeduction.objects.filter(pack__account=b).exists()
     assert not LedgerEntry.objects.filter(account=b, kind="settlement").exists()
     assert DailyUsage.objects.get(account=b).billed_quantity == 0
-    assert funds_balance(account=b) == Decimal("0.20")
+    assert funds_balances(account_ids=[b.pk])[b.pk] == Decimal("0.20")
 
     monkeypatch.setattr(settlement, "bills_write", real_write)
     before = {a.code: snapshot_of(a) for a in (accounts[0], accounts[2])}
@@ -409,7 +409,7 @@ def test_ledger_sum_is_the_funds_balance(acme):
     entries = list(LedgerEntry.objects.filter(account=acme).values_list("kind", "amount"))
     assert sorted(entries) == sorted([("topup", Decimal("2.50")), ("topup", Decimal("0.75")),
                                       ("settlement", Decimal("-1.00")), ("settlement", Decimal("-2.25"))])
-    assert funds_balance(account=acme) == sum(a for _, a in entries) == Decimal("0.00")
+    assert funds_balances(account_ids=[acme.pk])[acme.pk] == sum(a for _, a in entries) == Decimal("0.00")
     paid = sum(BillLine.objects.filter(bill__account=acme).values_list("paid", flat=True))
     assert paid == Decimal("3.25")
 
@@ -425,5 +425,5 @@ def test_funds_dated_after_the_settlement_do_not_pay_its_bill(worked_example):
         (Decimal("5.40"), Decimal("5.00"), Decimal("0.40"), "Overdrawn"),
         (Decimal("1.32"), Decimal("0.00"), Decimal("1.32"), "Overdrawn"),
     ]
-    assert funds_balance(account=worked_example, at=AFTER_OCT) == Decimal("0.00")
-    assert funds_balance(account=worked_example, at=utc(2027, 6, 1)) == Decimal("100.00")
+    assert funds_balances(account_ids=[worked_example.pk], at=AFTER_OCT)[worked_example.pk] == Decimal("0.00")
+    assert funds_balances(account_ids=[worked_example.pk], at=utc(2027, 6, 1))[worked_example.pk] == Decimal("100.00")

@@ -18,7 +18,8 @@ from django.db.models import F
 from accounts.models import Account
 from invoices.models import Bill, BillLine, PackDeduction
 from payments.models import LedgerEntry
-from payments.services import funds_balance, topup_record
+from payments.selectors import funds_balances
+from payments.services import topup_record
 from usage.models import DailyUsage
 
 from .conftest import add_pack, add_price, add_usage, missing_service, utc
@@ -33,7 +34,7 @@ import json, sys, time
 from pathlib import Path
 import django
 django.setup()
-from aurora_billing.periods import Period
+from core.periods import Period
 from aurora_billing.settlement import accounts_settle
 go, ids, mode = Path(sys.argv[1]), json.loads(sys.argv[2]), sys.argv[3]
 while not go.exists():
@@ -103,7 +104,7 @@ def assert_settled_once(accounts):
         assert lines[0].amount == Decimal(emails - 500) / 100
         settlement = LedgerEntry.objects.filter(account=account, kind="settlement")
         assert sum(e.amount for e in settlement) == -bill.funds_applied == -min(Decimal("3.00"), bill.total_amount)
-        assert funds_balance(account=account) == Decimal("3.00") - bill.funds_applied
+        assert funds_balances(account_ids=[account.pk])[account.pk] == Decimal("3.00") - bill.funds_applied
     assert PackDeduction.objects.filter(quantity__gt=0).values("pack").distinct().count() == len(accounts)
     assert sum(PackDeduction.objects.values_list("quantity", flat=True)) == 500 * len(accounts)
     assert LedgerEntry.objects.filter(kind="settlement").count() == BillLine.objects.filter(paid__gt=0).count()

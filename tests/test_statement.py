@@ -13,8 +13,8 @@ from django.urls import reverse
 from pypdf import PdfReader
 
 from accounts.models import BillingInfo, Membership, User
-from aurora_billing.periods import Period
 from aurora_billing.settlement import bill_settle
+from core.periods import Period
 from invoices.models import Bill, Statement, StatementCounter
 from invoices.statements import statement_issue
 from payments.services import topup_record

@@ -17,8 +17,8 @@ from django.core.files.base import ContentFile
 from django.urls import URLPattern, URLResolver, get_resolver, reverse
 
 from accounts.models import BillingInfo
-from aurora_billing.periods import Period
 from aurora_billing.settlement import bill_settle
+from core.periods import Period
 from payments.services import topup_create
 
 from .conftest import add_price, add_usage, utc

@@ -10,7 +10,7 @@ import pytest
 from django.utils import timezone
 
 from payments.models import LedgerEntry, Payment
-from payments.services import funds_balance
+from payments.selectors import funds_balances
 
 from .test_payment_support import NOV_SETTLED, later_overdraft, ledger, line_states
 
@@ -38,7 +38,7 @@ def test_topup_is_booked_once_and_applied_at_the_next_settlement(owner, acme):
     payment = Payment.objects.get()
     assert (payment.purpose, payment.status, payment.amount) == ("topup", "succeeded", D("10.00"))
     assert LedgerEntry.objects.filter(kind="topup", reference=f"payment:{payment.public_id}").count() == 1
-    assert funds_balance(account=acme) == D("10.00")
+    assert funds_balances(account_ids=[acme.pk])[acme.pk] == D("10.00")
     assert '<strong id="funds-balance">10.00 USD</strong>' in owner.get("/billing/topup/").content.decode()
     # Top-ups do not repay what is already overdrawn…
     assert [s[-1] for s in line_states(acme)] == ["Overdrawn", "Overdrawn"]
@@ -47,7 +47,7 @@ def test_topup_is_booked_once_and_applied_at_the_next_settlement(owner, acme):
     later_overdraft(acme, now=max(NOV_SETTLED, timezone.now()))
     assert line_states(acme)[-1] == ("2026-11", "data_masking", "sg", D("3.00"), D("0.00"), "Paid")
     assert ledger(acme)[-1] == ("settlement", D("-3.00"))
-    assert funds_balance(account=acme) == D("7.00")
+    assert funds_balances(account_ids=[acme.pk])[acme.pk] == D("7.00")
     receipt = owner.get(f"/billing/payments/{payment.public_id}/").content.decode()
     assert "The funds will be applied at the next settlement." in receipt
 
@@ -82,7 +82,7 @@ def test_declined_topup_books_nothing(owner, acme):
                                               "method": "sandbox"})
     owner.post(response["Location"], {"action": "decline"})
     assert Payment.objects.get().status == "declined"
-    assert funds_balance(account=acme) == D("0.00")
+    assert funds_balances(account_ids=[acme.pk])[acme.pk] == D("0.00")
     page = owner.get(f"/billing/payments/{Payment.objects.get().public_id}/").content.decode()
     assert 'id="try-again" href="/billing/topup/"' in page
 

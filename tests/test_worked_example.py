@@ -3,11 +3,11 @@ from decimal import Decimal
 
 import pytest
 
-from aurora_billing.periods import Period
 from aurora_billing.settlement import bill_settle
+from core.periods import Period
 from invoices.models import PackDeduction
 from payments.models import LedgerEntry
-from payments.services import funds_balance
+from payments.selectors import funds_balances
 
 from .conftest import utc
 
@@ -32,7 +32,7 @@ def test_worked_example_number_for_number(worked_example):
     by_day = [(d.pack.reference, d.day.isoformat(), d.quantity) for d in deductions]
     assert by_day == [("A", "2026-10-05", 8000), ("A", "2026-10-12", 2000), ("B", "2026-10-12", 28000),
                       ("B", "2026-10-20", 22000)]
-    assert funds_balance(account=worked_example) == Decimal("0.00")
+    assert funds_balances(account_ids=[worked_example.pk])[worked_example.pk] == Decimal("0.00")
     assert LedgerEntry.objects.filter(kind="settlement").count() == 1
 
 

@@ -11,7 +11,7 @@ from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 
 from accounts.admin import ReadOnlyAdmin
-from aurora_billing.money import format_quantity
+from core.money import format_quantity
 
 from .forms import IngestTokenCreateForm
 from .models import DailyUsage, EmailPack, IngestToken, Price, Region, ServiceItem, UsageImport, UsageImportLine

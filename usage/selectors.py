@@ -5,7 +5,7 @@ import hashlib
 
 from django.db.models import Count, Sum
 
-from aurora_billing.periods import Period
+from core.periods import Period
 
 from .models import IngestToken, UsageImport, UsageImportLine
 

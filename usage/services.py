@@ -45,7 +45,7 @@ from django.db.models.functions import TruncMonth
 from psycopg import pq, sql
 
 from accounts.models import Account
-from aurora_billing.periods import Period
+from core.periods import Period
 
 from .ingest import MAX_QUANTITY, MEMO_SIZE, Catalog, DayTotals, FileSource, ImportRejected, RecordsSource, aggregate
 from .models import DailyUsage, ImportOrigin, IngestToken, UsageImport, UsageImportLine

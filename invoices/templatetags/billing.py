@@ -3,7 +3,7 @@ from decimal import Decimal
 
 from django import template
 
-from aurora_billing.money import format_quantity, round_money
+from core.money import format_quantity, round_money
 
 register = template.Library()
 

@@ -26,7 +26,7 @@ from urllib.parse import urlencode
 from django.conf import settings
 from django.http import HttpResponse
 
-from aurora_billing.periods import BILLING_TZ
+from core.periods import BILLING_TZ
 
 from .base import (
     CallbackRejected,

@@ -9,8 +9,8 @@ from decimal import Decimal
 import pytest
 from django.utils import timezone
 
-from aurora_billing.periods import Period
 from aurora_billing.settlement import bill_settle
+from core.periods import Period
 from payments.services import topup_record
 from tests.conftest import add_pack, add_price, add_usage
 

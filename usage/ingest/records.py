@@ -16,8 +16,8 @@ from decimal import Decimal
 from typing import NamedTuple
 
 from accounts.models import Account
-from aurora_billing.money import QUANTITY_DIGITS, QUANTITY_PLACES, parse_decimal
-from aurora_billing.periods import parse_occurred_at
+from core.money import QUANTITY_DIGITS, QUANTITY_PLACES, parse_decimal
+from core.periods import parse_occurred_at
 
 from ..models import CATALOG_ORDER, EMAIL_RESULTS, WHOLE_QUANTITY_SERVICES, Region
 

@@ -26,7 +26,7 @@ from collections.abc import Callable
 from contextlib import contextmanager
 from decimal import Decimal
 
-from aurora_billing.periods import parse_occurred_at
+from core.periods import parse_occurred_at
 
 from .records import FIELDS, MEMO_SIZE, SMALL_MEMO_SIZE, Catalog, ErrorList, check_quantity
 from .sources import FileSource, RecordsSource

@@ -11,9 +11,9 @@ from django.db import transaction
 from django.utils import timezone
 
 from accounts.models import Account, User
-from aurora_billing.periods import Period, billing_day, periods_between
 from aurora_billing.provisioning import provision_apply
-from aurora_billing.settlement import settle_account
+from aurora_billing.settlement import accounts_settle
+from core.periods import Period, billing_day, periods_between
 from usage.ingest import RecordsSource
 from usage.models import DailyUsage, ImportOrigin
 from usage.services import usage_import
@@ -143,7 +143,7 @@ class Command(BaseCommand):
                 self.stdout.write(f"Usage: {imported.records} records into {imported.daily_rows} daily rows "
                                   f"over {len(periods)} months (import #{imported.pk}).")
         for account in (acme, xingchen):
-            report = settle_account(account=account, now=now)
+            report = accounts_settle(account_ids=[account.pk], now=now)
             self.stdout.write(f"Settled {account.code}: {report.summary()}")
         self.stdout.write("")
         self.stdout.write(f"Demo sign-ins (password for all: {DEMO_PASSWORD})")

@@ -10,7 +10,7 @@ from pathlib import Path
 from django.core.management.base import BaseCommand, CommandError
 from django.utils import timezone
 
-from aurora_billing.periods import Period, PeriodError
+from core.periods import Period, PeriodError
 from invoices.export import ExportCount, export_periods, staff_export_accounts, staff_export_csv
 
 

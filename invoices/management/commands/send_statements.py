@@ -5,7 +5,7 @@ from __future__ import annotations
 from django.core.management.base import BaseCommand, CommandError
 from django.utils import timezone
 
-from aurora_billing.periods import Period, PeriodError
+from core.periods import Period, PeriodError
 from invoices.models import Bill
 from invoices.statements import StatementEmailError, statement_email_send, statement_issue, statements_due
 

@@ -8,8 +8,8 @@ from django.db.models import F
 from django.utils import timezone
 
 from accounts.models import Account
-from aurora_billing.periods import Period, PeriodError
 from aurora_billing.settlement import SettlementReport, accounts_due, accounts_settle
+from core.periods import Period, PeriodError
 from invoices.models import Bill
 from usage.models import DailyUsage
 

@@ -1,4 +1,4 @@
-"""``audit_record``: append one event to the audit log (never updated, never deleted)."""
+"""``audit_record``, ``audit_record_bulk``: append events to the audit log (never updated, never deleted)."""
 from __future__ import annotations
 
 import datetime as dt
@@ -8,6 +8,7 @@ from typing import Any
 
 from django.utils import timezone
 
+from .bulk import rows_insert
 from .models import AuditEvent
 
 
@@ -31,3 +32,16 @@ def audit_record(*, action: str, summary: str, actor=None, account=None, obj=Non
         summary=summary[:500],
         data=_plain(data or {}),
     )
+
+
+def audit_record_bulk(*, events: list[dict], at: dt.datetime) -> None:
+    """Append many events by the system at once (settlement: one per bill),
+    in one statement. Each event is a dict of ``action``, ``summary``,
+    ``account_id``, ``obj`` and ``data``, as ``audit_record`` takes them."""
+    rows_insert(AuditEvent, [{
+        "at": at, "actor_id": None, "actor_label": "system", "action": event["action"],
+        "account_id": event.get("account_id"),
+        "object_type": event["obj"]._meta.label if event.get("obj") is not None else "",
+        "object_id": str(event["obj"].pk) if event.get("obj") is not None else "",
+        "summary": event["summary"][:500], "data": _plain(event.get("data") or {}),
+    } for event in events])

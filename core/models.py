@@ -22,6 +22,8 @@ class AuditEvent(models.Model):
     data = models.JSONField(default=dict, blank=True)
 
     class Meta:
+        # moved from aurora_billing (core/migrations/0001): same table, nothing copied
+        db_table = "aurora_billing_auditevent"
         ordering = ["-at", "-id"]
 
     def __str__(self) -> str:
