@@ -398,8 +398,7 @@ def license_image_clean(*, data: bytes) -> CleanLicense:
         slots = decode_slots()
         if not slots.acquire(timeout=_limit("LICENSE_DECODE_WAIT_SECONDS", LICENSE_DECODE_WAIT_SECONDS)):
             raise ValidationError(
-                "The server is busy checking other uploads. Nothing was saved: choose the file again and "
-                "try again in a minute.",
+                "The server is busy checking other uploads: choose the file again and try again in a minute.",
                 code="busy",
             )
         try:
