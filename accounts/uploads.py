@@ -268,32 +268,53 @@ def _may_rotate(image: Image.Image, data: bytes, fmt: str) -> bool:
     return fmt == "PNG" and b"eXIf" in data
 
 
-def decode_cost(*, width: int, height: int, mode: str, fmt: str, rotates: bool, progressive: bool) -> int:
-    """Peak bytes of image memory that decoding and re-encoding need: the
-    largest of the phases, each counted in full copies of the image at
-    Pillow's bytes per pixel.
+def decode_cost(*, width: int, height: int, mode: str, fmt: str, rotates: bool,
+                coefficient_samples: float = 0) -> int:
+    """Peak bytes of image memory that decoding and re-encoding need, in
+    full copies of the image at Pillow's bytes per pixel, summed:
 
-    - decode: the image (+ a progressive JPEG's coefficient buffer, 2 bytes
-      per sample);
-    - transpose (EXIF orientation 2–8): the image and its transposed copy;
-    - mode conversion: the image and the converted copy (a 16-bit grey PNG
-      also passes through a 2-byte-per-pixel byte string);
-    - encode: the image written (+ the JPEG encoder's coefficient buffer
-      for ``optimize``: 2 bytes per sample, 1.5 samples per pixel for
-      colour at 4:2:0, 1 for grey).
-    """
+    - the decoded image;
+    - a progressive JPEG's coefficient buffer while it decodes, 2 bytes
+      per sample (``coefficient_samples`` per pixel; 0 for baseline);
+    - the transposed copy when EXIF orientation is 2–8;
+    - the converted copy when the stored mode differs (a 16-bit grey PNG
+      also passes through a 2-byte-per-pixel byte string).
+
+    Summed, not the largest phase: the allocator keeps a freed copy's
+    memory (measured: resident memory stays at two copies after an
+    in-place transpose). The encoders work strip by strip (_reencode does
+    not ask libjpeg to optimise, which would buffer the whole image)."""
     pixels = width * height
     source = _MODE_BYTES.get(mode, 4)
-    samples = len(mode) if fmt == "JPEG" and mode in ("L", "RGB", "CMYK") else 4
-    phases = [pixels * source + (pixels * samples * 2 if progressive else 0)]
+    cost = pixels * source + int(pixels * coefficient_samples * 2)
     if rotates:
-        phases.append(2 * pixels * source)
+        cost += pixels * source
     out = _output_mode(mode, fmt)
-    target = _MODE_BYTES.get(out, 4)
     if out != mode:
-        phases.append(pixels * (source + target + (2 if mode.startswith("I;16") else 0)))
-    phases.append(pixels * target + (int(pixels * (1.5 if out == "RGB" else 1) * 2) if fmt == "JPEG" else 0))
-    return max(phases)
+        cost += pixels * (_MODE_BYTES.get(out, 4) + (2 if mode.startswith("I;16") else 0))
+    return cost
+
+
+def _coefficient_samples(image: Image.Image) -> float:
+    """Samples per pixel a progressive JPEG keeps as coefficients while it
+    decodes (1.5 for colour at 4:2:0); 0 for a baseline JPEG or a PNG."""
+    if not image.info.get("progressive"):
+        return 0
+    layers = getattr(image, "layer", None) or []
+    try:
+        h_max = max(h for _, h, _, _ in layers)
+        v_max = max(v for _, _, v, _ in layers)
+        return sum(h * v for _, h, v, _ in layers) / (h_max * v_max)
+    except (ValueError, TypeError, ZeroDivisionError):
+        return float(len(image.getbands()))
+
+
+def license_decode_estimate(image: Image.Image, data: bytes, fmt: str) -> int:
+    """decode_cost for an opened, not yet decoded image (the benchmark
+    prints it next to the measured memory)."""
+    width, height = image.size
+    return decode_cost(width=width, height=height, mode=image.mode, fmt=fmt,
+                       rotates=_may_rotate(image, data, fmt), coefficient_samples=_coefficient_samples(image))
 
 
 def _raw_size(image: Image.Image, data: bytes, fmt: str) -> int:
@@ -349,9 +370,7 @@ def _open_checked(data: bytes) -> tuple[Image.Image, str]:
                 code="unsupported",
             )
         budget = _limit("LICENSE_DECODE_MAX_BYTES", LICENSE_DECODE_MAX_BYTES)
-        cost = decode_cost(width=width, height=height, mode=image.mode, fmt=expected,
-                           rotates=_may_rotate(image, data, expected),
-                           progressive=bool(image.info.get("progressive")))
+        cost = license_decode_estimate(image, data, expected)
         if cost > budget:
             raise ValidationError(
                 f"The image is too large to check: {width}×{height} pixels would need about {_mb(cost)} of "
@@ -448,7 +467,10 @@ def _reencode(image: Image.Image, fmt: str) -> bytes:
         if image.mode != target:
             image = image.convert(target)
         image.info = {}
-        image.save(out, format="JPEG", quality=90, optimize=True)
+        # No optimize=True: libjpeg would then hold every coefficient of the
+        # image (2 bytes per sample) and Pillow a width × height output
+        # buffer, for a file a few per cent smaller.
+        image.save(out, format="JPEG", quality=90)
     else:
         if image.mode.startswith("I;16"):
             rawmode = "L;16B" if image.mode == "I;16B" else "L;16"

@@ -77,7 +77,7 @@ def _status_kb(field: str) -> int:
     return 0
 
 
-def _jpeg_rotated(size: tuple[int, int]) -> bytes:
+def _jpeg_rotated(size: tuple[int, int], progressive: bool = False) -> bytes:
     """A noisy-ish JPEG with EXIF orientation 6 (a portrait phone photo)."""
     from PIL import Image, ImageDraw
 
@@ -88,16 +88,21 @@ def _jpeg_rotated(size: tuple[int, int]) -> bytes:
     exif = Image.Exif()
     exif[0x0112] = 6
     out = io.BytesIO()
-    image.save(out, format="JPEG", quality=70, exif=exif)
+    image.save(out, format="JPEG", quality=70, exif=exif, progressive=progressive)
     return out.getvalue()
 
 
 def _grey16(size: tuple[int, int]) -> bytes:
-    from PIL import Image
+    """A 16-bit greyscale scan of a printed page: text lines on paper grain."""
+    from PIL import Image, ImageDraw
 
+    page = Image.effect_noise(size, 2).point(lambda v: min(255, v + 120))
+    draw = ImageDraw.Draw(page)
+    for y in range(150, size[1] - 150, 60):
+        for x in range(150, size[0] - 400, 90):
+            draw.rectangle((x, y, x + 60, y + 24), fill=30)
     out = io.BytesIO()
-    Image.linear_gradient("L").resize(size).convert("I").point(lambda v: v * 257).convert("I;16").save(
-        out, format="PNG")
+    page.convert("I").point(lambda v: v * 257).convert("I;16").save(out, format="PNG")
     return out.getvalue()
 
 
@@ -110,7 +115,8 @@ def _rss_cases() -> dict:
         "JPEG noise ~2 MB": lambda: _noise_jpeg(2_097_152),
         "PNG noise ~2 MB": lambda: _noise_png(2_097_152),
         "JPEG 4000×3000 rotated": lambda: _jpeg_rotated((4000, 3000)),
-        "PNG 16-bit grey 3000×2000": lambda: _grey16((3000, 2000)),
+        "JPEG 4000×3000 progressive": lambda: _jpeg_rotated((4000, 3000), progressive=True),
+        "PNG 16-bit grey scan 2000×1400": lambda: _grey16((2000, 1400)),
         "PNG 6324×6324 RGBA 155 KB": memory_bomb,
         "PNG 4000×3000 RGB flat": lambda: png_flat(4000, 3000, color_type=2),
         "PNG 6000×6000 grey flat": lambda: png_flat(6000, 6000, color_type=0),
@@ -122,10 +128,13 @@ def _rss_child(name: str) -> None:
 
     django.setup()
     from django.core.exceptions import ValidationError
+    from PIL import Image
 
-    from accounts.uploads import license_image_clean
+    from accounts.uploads import license_decode_estimate, license_image_clean
 
     data = _rss_cases()[name]()
+    with Image.open(io.BytesIO(data)) as header:
+        estimate = license_decode_estimate(header, data, header.format)
     try:  # return the builder's freed memory to the system, so it is not reused unseen
         import ctypes
 
@@ -144,11 +153,11 @@ def _rss_child(name: str) -> None:
     elapsed = time.perf_counter() - start
     peak = _status_kb("VmHWM")
     print(json.dumps({"size": len(data), "ms": elapsed * 1000, "rss_mb": (peak - before) / 1024,
-                      "outcome": outcome}))
+                      "estimate_mb": estimate / 1_048_576, "outcome": outcome}))
 
 
 def rss_table() -> None:
-    print(f"\n{'file (fresh process each)':<28} {'bytes':>10} {'ms':>8} {'RSS +MB':>8}  outcome")
+    print(f"\n{'file (fresh process each)':<28} {'bytes':>10} {'ms':>8} {'RSS +MB':>8} {'budget MB':>9}  outcome")
     for name in _rss_cases():
         result = subprocess.run([sys.executable, "-c", f"from benchmarks.bench_license import _rss_child; "
                                  f"_rss_child({name!r})"], capture_output=True, text=True, env=os.environ)
@@ -156,8 +165,11 @@ def rss_table() -> None:
             print(f"{name:<28} failed: {result.stderr.strip().splitlines()[-1]}")
             continue
         row = json.loads(result.stdout.strip().splitlines()[-1])
-        print(f"{name:<28} {row['size']:>10,} {row['ms']:>8.0f} {row['rss_mb']:>8.1f}  {row['outcome']}")
-    print("RSS +MB: peak resident memory during the check minus resident memory before it.")
+        print(f"{name:<28} {row['size']:>10,} {row['ms']:>8.1f} {row['rss_mb']:>8.1f} {row['estimate_mb']:>9.1f}"
+              f"  {row['outcome']}")
+    print("RSS +MB: peak resident memory during the check minus resident memory before it (MiB).\n"
+          "budget MB: what the header-only estimate (accounts.uploads.decode_cost) charges against "
+          "BILLING_LICENSE_DECODE_MAX_BYTES.")
 
 
 def main() -> None:

@@ -407,6 +407,20 @@ def test_rotation_counts_as_a_second_copy(settings):
     assert info.value.code == "memory"
 
 
+def test_a_progressive_jpeg_counts_its_coefficient_buffer(settings):
+    """libjpeg keeps 2 bytes per sample while it decodes a progressive JPEG
+    (1.5 samples per pixel at 4:2:0): 7 bytes per pixel in all, not 4."""
+    baseline = jpeg_bytes((1000, 500))
+    progressive = jpeg_bytes((1000, 500), progressive=True)
+    settings.BILLING_LICENSE_DECODE_MAX_BYTES = 1000 * 500 * 5
+    assert license_image_clean(data=baseline).width == 1000
+    with pytest.raises(ValidationError) as info:
+        license_image_clean(data=progressive)
+    assert info.value.code == "memory"
+    settings.BILLING_LICENSE_DECODE_MAX_BYTES = 1000 * 500 * 7
+    assert license_image_clean(data=progressive).width == 1000
+
+
 def test_decodes_beyond_the_concurrency_cap_are_told_to_try_again(settings):
     from accounts.uploads import decode_slots
 
