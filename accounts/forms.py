@@ -11,7 +11,14 @@ from django.core.exceptions import ValidationError
 from django.core.validators import URLValidator
 
 from .models import BillingInfo, User, VerificationStatus
-from .uploads import LICENSE_FIELD, LICENSE_MAX_BYTES, REQUIREMENTS, license_image_clean, too_large_message
+from .uploads import (
+    LICENSE_FIELD,
+    LICENSE_MAX_BYTES,
+    REQUIREMENTS,
+    license_image_clean,
+    license_image_inspect,
+    too_large_message,
+)
 
 _MAX = {f.name: f.max_length for f in BillingInfo._meta.get_fields() if getattr(f, "max_length", None)}
 
@@ -59,20 +66,16 @@ class LicenseFileField(forms.FileField):
     }
 
 
-class BillingInfoForm(forms.Form):
-    """The owner's one submission. ``upload_errors`` carries what the upload
-    handler refused while the request streamed in (an oversized file)."""
+class LicenseForm(forms.Form):
+    """The business license alone: what the owner submits when billing
+    information is on file without one (provisioned, or added by staff).
 
-    contact_name = _text("Contact Name", "contact_name", "The person we contact about invoices.")
-    company_name = _text("Company Name", "company_name", "As registered, in any script, e.g. 星辰科技有限公司.")
-    website = forms.CharField(label="Website", max_length=_MAX["website"] + 8,
-                              help_text="e.g. https://www.example.com",
-                              error_messages={"required": "Enter the company website.",
-                                              "max_length": f"The website address may be at most {_MAX['website']} "
-                                                            "characters."},
-                              widget=forms.TextInput(attrs={"inputmode": "url", "autocomplete": "url"}))
-    company_address = _text("Company Address", "company_address", "City, province or state, country.")
-    detailed_address = _text("Detailed Address", "detailed_address", "Street, building, floor, room.")
+    ``upload_errors`` carries what the upload handler refused while the
+    request streamed in (an oversized file). The checks that need only the
+    header run in ``clean_license``; the decode runs in ``clean``, and only
+    when every other field is valid (issue #15: a decode is the expensive
+    part, and a form that fails anyway must not pay for it)."""
+
     license = LicenseFileField(
         label="Business License", help_text=REQUIREMENTS,
         widget=forms.ClearableFileInput(attrs={"accept": ".jpg,.jpeg,.png,image/jpeg,image/png"}),
@@ -82,9 +85,10 @@ class BillingInfoForm(forms.Form):
         super().__init__(*args, **kwargs)
         self.upload_errors = upload_errors or {}
         self.clean_license_image = None
-
-    def clean_website(self) -> str:
-        return clean_website(self.cleaned_data["website"])
+        # The file passed the header checks but was not decoded, because
+        # another field failed; the owner has to choose it again anyway.
+        self.license_unchecked = False
+        self._license_data: bytes | None = None
 
     def full_clean(self):
         super().full_clean()
@@ -96,8 +100,48 @@ class BillingInfoForm(forms.Form):
         upload = self.cleaned_data.get("license")
         if LICENSE_FIELD in self.upload_errors or upload is None:
             return upload
-        self.clean_license_image = license_image_clean(data=upload.read())
+        data = upload.read()
+        license_image_inspect(data=data)
+        self._license_data = data
         return upload
+
+    def clean(self):
+        cleaned = super().clean()
+        if self._license_data is not None:
+            if self.errors:
+                self.license_unchecked = True
+            else:
+                try:
+                    self.clean_license_image = license_image_clean(data=self._license_data)
+                except ValidationError as exc:
+                    self.add_error(LICENSE_FIELD, exc)
+            self._license_data = None
+        return cleaned
+
+    @property
+    def decoder_busy(self) -> bool:
+        """Refused only because every decode slot was taken (answer 503)."""
+        return self.has_error(LICENSE_FIELD, code="busy")
+
+
+class BillingInfoForm(LicenseForm):
+    """The owner's one submission: the five text fields and the license."""
+
+    field_order = ("contact_name", "company_name", "website", "company_address", "detailed_address", "license")
+
+    contact_name = _text("Contact Name", "contact_name", "The person we contact about invoices.")
+    company_name = _text("Company Name", "company_name", "As registered, in any script, e.g. 星辰科技有限公司.")
+    website = forms.CharField(label="Website", max_length=_MAX["website"] + 8,
+                              help_text="e.g. https://www.example.com",
+                              error_messages={"required": "Enter the company website.",
+                                              "max_length": f"The website address may be at most {_MAX['website']} "
+                                                            "characters."},
+                              widget=forms.TextInput(attrs={"inputmode": "url", "autocomplete": "url"}))
+    company_address = _text("Company Address", "company_address", "City, province or state, country.")
+    detailed_address = _text("Detailed Address", "detailed_address", "Street, building, floor, room.")
+
+    def clean_website(self) -> str:
+        return clean_website(self.cleaned_data["website"])
 
     def values(self) -> dict[str, str]:
         return {key: self.cleaned_data[key] for key in

@@ -111,6 +111,40 @@ def billing_info_submit(*, account: Account, user: User, values: dict[str, str],
     return info
 
 
+def billing_info_license_add(*, account: Account, user: User, license: CleanLicense,
+                             now: dt.datetime) -> BillingInfo:
+    """The owner adds the business license to billing information that is
+    on file without one (provisioned, or created by staff). Once: when a
+    license is on file, raises BillingInfoLocked and stores nothing. A
+    rejected status goes back to pending review, since the owner has acted
+    on it; the text fields stay as they are (staff change them)."""
+    stored_name = ""
+    try:
+        with transaction.atomic():
+            Account.objects.select_for_update().filter(pk=account.pk).first()
+            info = BillingInfo.objects.filter(account=account).first()
+            if info is None:
+                raise BillingInfoError("There is no billing information for this account yet; "
+                                       "submit the whole form.")
+            if info.license_file:
+                raise BillingInfoLocked("A business license is already on file for this account. "
+                                        "Contact support to replace it.")
+            _store_license(info, license)
+            stored_name = info.license_file.name
+            changes = [(LICENSE_HISTORY_FIELD, "", license.describe())]
+            if info.verification_status == VerificationStatus.REJECTED:
+                changes += [("verification_status", info.verification_status, VerificationStatus.PENDING),
+                            ("rejection_reason", info.rejection_reason, "")]
+                info.verification_status = VerificationStatus.PENDING
+                info.rejection_reason = ""
+            info.save()
+            _record(account=account, user=user, source="console", now=now, changes=changes)
+    except BaseException:
+        _delete_file(stored_name)
+        raise
+    return info
+
+
 def billing_info_staff_save(*, account: Account, user: User, values: dict[str, str],
                             license: CleanLicense | None, now: dt.datetime) -> BillingInfo:
     """Staff create or change an account's billing information (Django

@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import io
 import struct
+import threading
 import zlib
 from dataclasses import dataclass
 
@@ -26,10 +27,22 @@ LICENSE_MAX_BYTES: int = getattr(settings, "BILLING_LICENSE_MAX_BYTES", 2_097_15
 # 2 MB file that claims more is a decompression bomb or a mistake.
 LICENSE_MAX_PIXELS: int = getattr(settings, "BILLING_LICENSE_MAX_PIXELS", 40_000_000)
 LICENSE_MAX_SIDE: int = getattr(settings, "BILLING_LICENSE_MAX_SIDE", 12_000)
-# Whole request limit for the billing information form: the file plus the
-# text fields and the multipart envelope. Checked on Content-Length before
-# the body is read.
-LICENSE_REQUEST_MAX_BYTES: int = getattr(settings, "BILLING_INFO_REQUEST_MAX_BYTES", LICENSE_MAX_BYTES + 65_536)
+# Whole request limit for the billing information form, checked on
+# Content-Length before the body is read. Below it an oversized file is
+# read and discarded while it streams in (constant memory) so that the text
+# fields survive; above it nothing is read and the form cannot be kept.
+LICENSE_REQUEST_MAX_BYTES: int = getattr(settings, "BILLING_INFO_REQUEST_MAX_BYTES", 32 * 1024 * 1024)
+# Decoding, checked from the header before any pixel is decoded (see
+# decode_cost): peak bytes of Pillow image memory one check may need;
+# the decoded-to-file size ratio above which a large image is refused, and
+# the decoded size from which that ratio applies; how many checks decode at
+# once in one process and how long (seconds) a check waits for its turn.
+LICENSE_DECODE_MAX_BYTES = 128 * 1024 * 1024
+LICENSE_MAX_RATIO = 200
+LICENSE_RATIO_MIN_BYTES = 8 * 1024 * 1024
+LICENSE_DECODE_CONCURRENCY: int = getattr(settings, "BILLING_LICENSE_DECODE_CONCURRENCY", 2)
+LICENSE_DECODE_WAIT_SECONDS = 2.0
+_DECODE_SLOTS = threading.BoundedSemaphore(LICENSE_DECODE_CONCURRENCY)
 
 LICENSE_FIELD = "license"
 ACCEPTED_TYPES = {"JPEG": "image/jpeg", "PNG": "image/png"}
@@ -203,10 +216,120 @@ def _jpeg_complete(data: bytes) -> bool:
     return False
 
 
-def license_image_clean(*, data: bytes) -> CleanLicense:
-    """Decode ``data`` completely as JPEG or PNG and re-encode it without
-    metadata. The file name and the declared content type play no part.
-    Raises ValidationError with a message for the customer."""
+def _limit(name: str, default):
+    """A decode limit from settings, read on each call (tests and operators
+    change them without a restart of the module)."""
+    return getattr(settings, f"BILLING_{name}", default)
+
+
+def decode_slots() -> threading.BoundedSemaphore:
+    """The per-process slots for decoding (LICENSE_DECODE_CONCURRENCY)."""
+    return _DECODE_SLOTS
+
+
+# Bytes per pixel of a Pillow image in memory, by mode (RGB is stored as
+# 4 bytes, like RGBA); anything not listed counts as 4.
+_MODE_BYTES = {"1": 1, "L": 1, "P": 1, "I;16": 2, "I;16B": 2, "I;16L": 2}
+_PNG_COLOR_CHANNELS = {0: 1, 2: 3, 3: 1, 4: 2, 6: 4}
+_ORIENTATION = 0x0112
+
+
+def _mb(size: int) -> str:
+    return f"{round(size / 1_048_576):,} MB"
+
+
+def _output_mode(mode: str, fmt: str) -> str:
+    """The mode _reencode writes for a decoded ``mode``."""
+    if fmt == "JPEG":
+        return mode if mode in ("RGB", "L") else "RGB"
+    if mode in ("1", "L", "LA", "P", "RGB", "RGBA"):
+        return mode
+    if mode.startswith("I;16"):
+        return "L"
+    return "RGBA" if mode in ("PA", "La", "RGBa") else "RGB"
+
+
+def _may_rotate(image: Image.Image, data: bytes, fmt: str) -> bool:
+    """Whether exif_transpose may transpose (a second full copy), judged
+    from the header. A PNG may carry its eXIf chunk after the image data,
+    which only a decode reaches, so any eXIf chunk counts."""
+    raw = image.info.get("exif")
+    if raw:
+        exif = Image.Exif()
+        try:
+            exif.load(raw)
+        except Exception:  # noqa: BLE001 - unreadable EXIF: assume the worst
+            return True
+        if exif.get(_ORIENTATION, 1) in range(2, 9):
+            return True
+    xmp = image.info.get("xmp") or image.info.get("XML:com.adobe.xmp") or b""
+    if b"Orientation" in (xmp.encode() if isinstance(xmp, str) else xmp):
+        return True
+    return fmt == "PNG" and b"eXIf" in data
+
+
+def decode_cost(*, width: int, height: int, mode: str, fmt: str, rotates: bool,
+                coefficient_samples: float = 0) -> int:
+    """Peak bytes of image memory that decoding and re-encoding need, in
+    full copies of the image at Pillow's bytes per pixel, summed:
+
+    - the decoded image;
+    - a progressive JPEG's coefficient buffer while it decodes, 2 bytes
+      per sample (``coefficient_samples`` per pixel; 0 for baseline);
+    - the transposed copy when EXIF orientation is 2–8;
+    - the converted copy when the stored mode differs (a 16-bit grey PNG
+      also passes through a 2-byte-per-pixel byte string).
+
+    Summed, not the largest phase: the allocator keeps a freed copy's
+    memory (measured: resident memory stays at two copies after an
+    in-place transpose). The encoders work strip by strip (_reencode does
+    not ask libjpeg to optimise, which would buffer the whole image)."""
+    pixels = width * height
+    source = _MODE_BYTES.get(mode, 4)
+    cost = pixels * source + int(pixels * coefficient_samples * 2)
+    if rotates:
+        cost += pixels * source
+    out = _output_mode(mode, fmt)
+    if out != mode:
+        cost += pixels * (_MODE_BYTES.get(out, 4) + (2 if mode.startswith("I;16") else 0))
+    return cost
+
+
+def _coefficient_samples(image: Image.Image) -> float:
+    """Samples per pixel a progressive JPEG keeps as coefficients while it
+    decodes (1.5 for colour at 4:2:0); 0 for a baseline JPEG or a PNG."""
+    if not image.info.get("progressive"):
+        return 0
+    layers = getattr(image, "layer", None) or []
+    try:
+        h_max = max(h for _, h, _, _ in layers)
+        v_max = max(v for _, _, v, _ in layers)
+        return sum(h * v for _, h, v, _ in layers) / (h_max * v_max)
+    except (ValueError, TypeError, ZeroDivisionError):
+        return float(len(image.getbands()))
+
+
+def license_decode_estimate(image: Image.Image, data: bytes, fmt: str) -> int:
+    """decode_cost for an opened, not yet decoded image (the benchmark
+    prints it next to the measured memory)."""
+    width, height = image.size
+    return decode_cost(width=width, height=height, mode=image.mode, fmt=fmt,
+                       rotates=_may_rotate(image, data, fmt), coefficient_samples=_coefficient_samples(image))
+
+
+def _raw_size(image: Image.Image, data: bytes, fmt: str) -> int:
+    """Bytes of the decoded samples at the file's own bit depth."""
+    width, height = image.size
+    if fmt == "PNG" and data[12:16] == b"IHDR":
+        depth, color_type = data[24], data[25]
+        return height * ((width * _PNG_COLOR_CHANNELS.get(color_type, 4) * depth + 7) // 8)
+    return width * height * len(image.getbands())
+
+
+def _open_checked(data: bytes) -> tuple[Image.Image, str]:
+    """Everything decided from the size, the signature and the header:
+    type, dimensions, memory budget, compression ratio. Decodes no pixel.
+    Returns the opened image (the caller closes it) and its format."""
     size = len(data)
     if size == 0:
         raise ValidationError("The file is empty. Choose a JPG, JPEG or PNG image of the license.", code="empty")
@@ -222,11 +345,6 @@ def license_image_clean(*, data: bytes) -> CleanLicense:
             "Upload a JPG, JPEG or PNG image.",
             code="wrong_type",
         )
-    damaged = ValidationError(
-        f"The file starts like a {expected} image but could not be read completely: it is damaged or "
-        "truncated, or carries other content. Export the image again and upload it.",
-        code="damaged",
-    )
     # Pillow itself refuses above 2 × Image.MAX_IMAGE_PIXELS at open (and
     # only warns between); the explicit limits below are lower.
     try:
@@ -234,8 +352,8 @@ def license_image_clean(*, data: bytes) -> CleanLicense:
     except Image.DecompressionBombError:
         raise _bomb() from None
     except (UnidentifiedImageError, OSError, ValueError, SyntaxError, struct.error, zlib.error):
-        raise damaged from None
-    with image:
+        raise _damaged(expected) from None
+    try:
         width, height = image.size
         if width < 1 or height < 1 or width > LICENSE_MAX_SIDE or height > LICENSE_MAX_SIDE:
             raise ValidationError(
@@ -245,19 +363,87 @@ def license_image_clean(*, data: bytes) -> CleanLicense:
             )
         if width * height > LICENSE_MAX_PIXELS:
             raise _bomb(width, height)
-        if not (_png_complete(data) if expected == "PNG" else _jpeg_complete(data)):
-            raise damaged
+        if image.mode.startswith("I;16") and "transparency" in image.info:
+            raise ValidationError(
+                "The image is a 16-bit greyscale PNG with a transparent colour, which cannot be kept "
+                "faithfully in 8 bits. Save it as an 8-bit PNG or as a JPEG and upload it again.",
+                code="unsupported",
+            )
+        budget = _limit("LICENSE_DECODE_MAX_BYTES", LICENSE_DECODE_MAX_BYTES)
+        cost = license_decode_estimate(image, data, expected)
+        if cost > budget:
+            raise ValidationError(
+                f"The image is too large to check: {width}×{height} pixels would need about {_mb(cost)} of "
+                f"memory, and at most {_mb(budget)} is allowed. Scan or photograph the license at a lower "
+                "resolution (300 dpi is plenty) and upload it again.",
+                code="memory",
+            )
+        raw = _raw_size(image, data, expected)
+        ratio = raw / size
+        if raw >= _limit("LICENSE_RATIO_MIN_BYTES", LICENSE_RATIO_MIN_BYTES) and ratio > _limit(
+                "LICENSE_MAX_RATIO", LICENSE_MAX_RATIO):
+            raise ValidationError(
+                f"The image is compressed unusually far ({ratio:,.0f}:1: {width}×{height} pixels in "
+                f"{format_bytes(size)}); scans and photos of a license compress far less, and files like "
+                "this are made to exhaust servers. Upload an ordinary scan or photo of the license.",
+                code="compression_ratio",
+            )
+    except BaseException:
+        image.close()
+        raise
+    return image, expected
+
+
+def license_image_inspect(*, data: bytes) -> None:
+    """The checks ``license_image_clean`` makes before decoding (size, type,
+    dimensions, memory budget, compression ratio), without decoding:
+    cheap enough to run on every submission, whatever else failed.
+    Raises ValidationError with a message for the customer."""
+    image, _ = _open_checked(data)
+    image.close()
+
+
+def license_image_clean(*, data: bytes) -> CleanLicense:
+    """Decode ``data`` completely as JPEG or PNG and re-encode it without
+    metadata. The file name and the declared content type play no part.
+    Everything that can be judged from the header is judged first
+    (``license_image_inspect``); the decode then waits at most
+    LICENSE_DECODE_WAIT_SECONDS for one of the process's
+    LICENSE_DECODE_CONCURRENCY slots. Raises ValidationError with a
+    message for the customer."""
+    image, expected = _open_checked(data)
+    with image:
+        width, height = image.size
+        slots = decode_slots()
+        if not slots.acquire(timeout=_limit("LICENSE_DECODE_WAIT_SECONDS", LICENSE_DECODE_WAIT_SECONDS)):
+            raise ValidationError(
+                "The server is busy checking other uploads: choose the file again and try again in a minute.",
+                code="busy",
+            )
         try:
-            image.load()
-            upright = ImageOps.exif_transpose(image)
-            content = _reencode(upright, expected)
-        except Image.DecompressionBombError:
-            raise _bomb(width, height) from None
-        except (OSError, ValueError, SyntaxError, struct.error, zlib.error, EOFError):
-            raise damaged from None
-        width, height = upright.size
+            if not (_png_complete(data) if expected == "PNG" else _jpeg_complete(data)):
+                raise _damaged(expected)
+            try:
+                image.load()
+                ImageOps.exif_transpose(image, in_place=True)
+                content = _reencode(image, expected)
+            except Image.DecompressionBombError:
+                raise _bomb(width, height) from None
+            except (OSError, ValueError, SyntaxError, struct.error, zlib.error, EOFError):
+                raise _damaged(expected) from None
+        finally:
+            slots.release()
+        width, height = image.size
     return CleanLicense(content=content, content_type=ACCEPTED_TYPES[expected], width=width, height=height,
                         sha256=hashlib.sha256(content).hexdigest())
+
+
+def _damaged(expected: str) -> ValidationError:
+    return ValidationError(
+        f"The file starts like a {expected} image but could not be read completely: it is damaged or "
+        "truncated, or carries other content. Export the image again and upload it.",
+        code="damaged",
+    )
 
 
 def _bomb(width: int | None = None, height: int | None = None) -> ValidationError:
@@ -271,16 +457,26 @@ def _bomb(width: int | None = None, height: int | None = None) -> ValidationErro
 
 def _reencode(image: Image.Image, fmt: str) -> bytes:
     """Write the pixels only: no EXIF, XMP, ICC profile, text chunks or
-    comments (Pillow would carry some of them over from ``image.info``)."""
+    comments (Pillow would carry some of them over from ``image.info``).
+    A 16-bit grey PNG keeps its tones in 8 bits (the high byte of each
+    sample); Pillow's own conversion would clip everything above 255 to
+    white."""
     out = io.BytesIO()
+    target = _output_mode(image.mode, fmt)
     if fmt == "JPEG":
-        if image.mode not in ("RGB", "L"):
-            image = image.convert("RGB")
+        if image.mode != target:
+            image = image.convert(target)
         image.info = {}
-        image.save(out, format="JPEG", quality=90, optimize=True)
+        # No optimize=True: libjpeg would then hold every coefficient of the
+        # image (2 bytes per sample) and Pillow a width × height output
+        # buffer, for a file a few per cent smaller.
+        image.save(out, format="JPEG", quality=90)
     else:
-        if image.mode not in ("1", "L", "LA", "P", "RGB", "RGBA"):
-            image = image.convert("RGBA" if "A" in image.getbands() else "RGB")
+        if image.mode.startswith("I;16"):
+            rawmode = "L;16B" if image.mode == "I;16B" else "L;16"
+            image = Image.frombuffer("L", image.size, image.tobytes(), "raw", rawmode, 0, 1)
+        elif image.mode != target:
+            image = image.convert(target)
         image.info = {k: v for k, v in image.info.items() if k == "transparency"}
         image.save(out, format="PNG", optimize=True)
     return out.getvalue()

@@ -11,12 +11,19 @@ from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.csrf import csrf_exempt, csrf_protect
 from django.views.decorators.http import require_POST, require_safe
 
-from .forms import BillingInfoForm
+from .forms import BillingInfoForm, LicenseForm
 from .middleware import SESSION_KEY
 from .permissions import account_required
 from .selectors import billing_info_for, membership_list
-from .services import BillingInfoLocked, billing_info_submit
-from .uploads import LICENSE_MAX_BYTES, REQUIREMENTS, LicenseUploadHandler, request_too_large, too_large_message
+from .services import BillingInfoError, billing_info_license_add, billing_info_submit
+from .uploads import (
+    LICENSE_MAX_BYTES,
+    LICENSE_REQUEST_MAX_BYTES,
+    REQUIREMENTS,
+    LicenseUploadHandler,
+    request_too_large,
+    too_large_message,
+)
 
 
 @require_POST
@@ -39,13 +46,19 @@ def account_switch(request):
 # --- billing information (billing-rules §7) -------------------------------
 
 
+# Seconds a client is asked to wait when every decode slot is taken.
+DECODER_BUSY_RETRY_AFTER = 30
+
+
 @csrf_exempt  # CSRF is checked by _billing_info, after the upload handler is installed
 def billing_info(request):
-    """GET: the billing information page. POST: the owner's one submission.
+    """GET: the billing information page. POST: the owner's one submission,
+    or the license alone when billing information is on file without one.
 
     The license upload handler must be in place before anything reads the
-    body, and an oversized request is answered from its Content-Length
-    without reading the body at all."""
+    body. A file over 2 MB is discarded as it streams in, so the typed
+    fields survive; only a request over LICENSE_REQUEST_MAX_BYTES is
+    answered from its Content-Length without reading the body at all."""
     request.upload_handlers = [LicenseUploadHandler(request)]
     if request.method == "POST" and request_too_large(request):
         return _billing_info_too_large(request)
@@ -53,13 +66,17 @@ def billing_info(request):
 
 
 def _render_info(request, *, form=None, status=200, error="", license_error=""):
+    """The page: the whole form before submission, the license form when
+    billing information is on file without a license, else read-only."""
     membership = request.membership
     info = billing_info_for(account=membership.account)
     can_edit = membership.can("edit_billing_info")
-    if form is None and info is None and can_edit:
-        form = BillingInfoForm()
+    wants_license = info is not None and not info.license_file and can_edit
+    if form is None and can_edit and (info is None or wants_license):
+        form = BillingInfoForm() if info is None else LicenseForm()
     return render(request, "accounts/billing_info.html", {
-        "account": membership.account, "info": info, "form": form if info is None else None,
+        "account": membership.account, "info": info,
+        "form": form if info is None else None, "license_form": form if wants_license else None,
         "can_edit": can_edit, "error": error, "requirements": REQUIREMENTS,
         "max_bytes": LICENSE_MAX_BYTES, "license_error": license_error,
         "support_email": getattr(settings, "BILLING_SUPPORT_EMAIL", ""),
@@ -68,11 +85,14 @@ def _render_info(request, *, form=None, status=200, error="", license_error=""):
 
 @account_required("view")
 def _billing_info_too_large(request):
+    """The body was not read, so nothing typed can be shown again."""
     if not request.membership.can("edit_billing_info"):
         raise PermissionDenied("Only the account owner may submit billing information.")
-    return _render_info(request, status=413, license_error=too_large_message(), error=(
-        "Nothing was saved: " + too_large_message() + " Fill in the form again and choose a smaller file."
-    ))
+    limit = f"{LICENSE_REQUEST_MAX_BYTES // 1_048_576} MB"
+    lost = "" if billing_info_for(account=request.membership.account) else (
+        ", so the typed fields could not be kept: fill in the form again and choose a smaller file")
+    return _render_info(request, status=413, license_error=too_large_message(),
+                        error=f"Nothing was saved. The upload was over {limit} and was not read{lost}.")
 
 
 @csrf_protect
@@ -85,17 +105,34 @@ def _billing_info(request):
     membership = request.membership
     if not membership.can("edit_billing_info"):
         raise PermissionDenied("Only the account owner may submit billing information.")
+    info = billing_info_for(account=membership.account)
+    if info is not None and info.license_file:
+        return _render_info(request, status=409, error=(
+            "Billing information has already been submitted for this account. Contact support to modify it."))
     handler = next((h for h in request.upload_handlers if isinstance(h, LicenseUploadHandler)), None)
-    form = BillingInfoForm(request.POST, request.FILES, upload_errors=handler.errors if handler else None)
+    form_class = BillingInfoForm if info is None else LicenseForm
+    form = form_class(request.POST, request.FILES, upload_errors=handler.errors if handler else None)
     if not form.is_valid():
-        return _render_info(request, form=form, status=400,
-                            error="Nothing was saved. Correct the fields marked below.")
+        response = _render_info(request, form=form, status=503 if form.decoder_busy else 400, error=(
+            "Nothing was saved: the server is busy." if form.decoder_busy
+            else "Nothing was saved. Correct the fields marked below."))
+        if form.decoder_busy:
+            response["Retry-After"] = str(DECODER_BUSY_RETRY_AFTER)
+        return response
     try:
-        billing_info_submit(account=membership.account, user=request.user, values=form.values(),
-                            license=form.clean_license_image, now=timezone.now())
-    except BillingInfoLocked as exc:
+        if info is None:
+            billing_info_submit(account=membership.account, user=request.user, values=form.values(),
+                                license=form.clean_license_image, now=timezone.now())
+        else:
+            billing_info_license_add(account=membership.account, user=request.user,
+                                     license=form.clean_license_image, now=timezone.now())
+    except BillingInfoError as exc:
         return _render_info(request, status=409, error=str(exc))
-    messages.success(request, "Billing information submitted. Our team will verify the business license.")
+    if info is None:
+        messages.success(request, "Billing information submitted. Our team will verify the business license.")
+    else:
+        messages.success(request, "Business license added. Our team will verify it against the billing "
+                                  "information.")
     return redirect("billing:info")
 
 

@@ -297,14 +297,21 @@ LOGGING = {
 }
 
 # --- Billing information uploads (accounts/uploads.py, docs/billing-info.md) ---
-# The business license: at most 2 MB (2,097,152 bytes), refused while it
-# streams in; the whole form request is refused from its Content-Length
-# above the file limit plus 64 KB. Decoded images above the pixel or side
-# limits are refused as decompression bombs.
+# The business license: at most 2 MB (2,097,152 bytes); a larger file is
+# read and discarded as it streams in, so the typed fields are kept. Only a
+# request above 32 MB is refused from its Content-Length, unread. Decoded
+# images above the pixel or side limits are refused as decompression bombs;
+# the decode limits (docs/operations.md, "License image decoding") are
+# judged from the header before any pixel is decoded.
 BILLING_LICENSE_MAX_BYTES = 2_097_152
-BILLING_INFO_REQUEST_MAX_BYTES = BILLING_LICENSE_MAX_BYTES + 65_536
+BILLING_INFO_REQUEST_MAX_BYTES = 32 * 1024 * 1024
 BILLING_LICENSE_MAX_PIXELS = 40_000_000
 BILLING_LICENSE_MAX_SIDE = 12_000
+BILLING_LICENSE_DECODE_MAX_BYTES = 128 * 1024 * 1024  # peak Pillow image memory of one check
+BILLING_LICENSE_MAX_RATIO = 200  # decoded bytes per file byte, above 8 MB decoded
+BILLING_LICENSE_RATIO_MIN_BYTES = 8 * 1024 * 1024
+BILLING_LICENSE_DECODE_CONCURRENCY = env.int("BILLING_LICENSE_DECODE_CONCURRENCY", default=2)  # per process
+BILLING_LICENSE_DECODE_WAIT_SECONDS = 2.0
 # Stored licenses are readable by the application's user only.
 FILE_UPLOAD_PERMISSIONS = 0o640
 FILE_UPLOAD_DIRECTORY_PERMISSIONS = 0o750

@@ -16,7 +16,7 @@ from accounts.models import Account, BillingInfo, BillingInfoChange, User
 from accounts.services import BillingInfoLocked, billing_info_submit
 from accounts.uploads import LICENSE_MAX_BYTES, LicenseUploadHandler, license_image_clean
 from tests.conftest import add_price, add_usage, run_concurrently, utc
-from tests.test_license_upload import BAD_UPLOADS, jpeg_bytes, png_bytes, png_padded_to
+from tests.test_license_upload import BAD_UPLOADS, jpeg_bytes, memory_bomb, png_bytes, png_padded_to
 
 INFO_URL = "/billing/info/"
 LICENSE_URL = "/billing/info/license/"
@@ -198,13 +198,34 @@ def test_bad_upload_is_refused_and_nothing_is_stored(client, team, media, name, 
     assert "星辰科技有限公司" in html
 
 
-def test_request_above_the_size_limit_is_refused_before_reading_the_body(client, team, media):
+@pytest.mark.parametrize("size", [LICENSE_MAX_BYTES + 1, LICENSE_MAX_BYTES + 70_000, 3_000_000, 12_000_000])
+def test_file_over_2_mb_is_refused_but_the_typed_fields_are_kept(client, team, media, size):
+    """It used to wipe every field (the request was refused unread above
+    2 MB + 64 KB) and say the same thing twice."""
     client_for(client, "owner@acme.example")
-    body = b"x" * (LICENSE_MAX_BYTES + 70_000)
-    response = client.generic("POST", INFO_URL, body, content_type="multipart/form-data; boundary=BoUnDaRy")
+    response = post_info(client, b"\xff\xd8\xff\xe0" + b"\0" * (size - 4), name="scan.jpg",
+                         content_type="image/jpeg")
+    assert response.status_code == 400
+    html = response.content.decode()
+    for value in FIELDS.values():
+        assert f'value="{value}"' in html
+    assert html.count("at most 2 MB (2,097,152 bytes)") == 1
+    assert html.count("Nothing was saved") == 1
+    assert_nothing_stored(media, team)
+
+
+def test_request_above_the_request_limit_is_refused_before_reading_the_body(client, team, media):
+    from accounts.uploads import LICENSE_REQUEST_MAX_BYTES
+
+    client_for(client, "owner@acme.example")
+    body = b"--BoUnDaRy\r\n"
+    response = client.generic("POST", INFO_URL, body, content_type="multipart/form-data; boundary=BoUnDaRy",
+                              CONTENT_LENGTH=str(LICENSE_REQUEST_MAX_BYTES + 1))
     assert response.status_code == 413
     html = response.content.decode()
-    assert "at most 2 MB" in html and "Nothing was saved" in html
+    assert html.count("at most 2 MB (2,097,152 bytes)") == 1
+    assert html.count("Nothing was saved") == 1
+    assert "32 MB" in html and "fill in the form again" in html
     assert_nothing_stored(media, team)
 
 
@@ -265,6 +286,73 @@ def test_website_must_be_a_real_http_url(client, team, media, website):
     assert response.status_code == 400
     assert b"Enter the company" in response.content or b"website address may be at most" in response.content
     assert_nothing_stored(media, team)
+
+
+def png_with_damaged_data() -> bytes:
+    """A header within every limit, image data cut short: only a decode finds it."""
+    from tests.test_license_upload import png_chunk
+
+    data = png_bytes((400, 300), (1, 2, 3))
+    ihdr_end = 8 + 25
+    return data[:ihdr_end] + png_chunk(b"IDAT", b"x\x9c" + b"\0" * 40) + png_chunk(b"IEND", b"")
+
+
+def test_damaged_data_is_found_when_the_fields_are_right(client, team, media):
+    client_for(client, "owner@acme.example")
+    response = post_info(client, png_with_damaged_data())
+    assert response.status_code == 400
+    assert "damaged or truncated" in response.content.decode()
+
+
+def test_text_errors_are_reported_without_decoding_the_license(client, team, media):
+    """Issue #15: the license was decoded even when another field had
+    already failed. The damage that a decode finds goes unreported, and
+    the owner is asked to choose the file again."""
+    client_for(client, "owner@acme.example")
+    response = post_info(client, png_with_damaged_data(), website="not a website")
+    assert response.status_code == 400
+    html = response.content.decode()
+    assert "Enter the company website" in html
+    assert "damaged or truncated" not in html
+    assert "Choose the file again" in html
+    assert_nothing_stored(media, team)
+
+
+@pytest.mark.parametrize(("content", "message"), [
+    (memory_bomb, "would need about 153 MB"),
+    (lambda: b"GIF89a" + b"\0" * 100, "is a GIF image"),
+], ids=["memory-bomb", "gif"])
+def test_header_checks_still_run_when_a_text_field_failed(client, team, media, content, message):
+    client_for(client, "owner@acme.example")
+    response = post_info(client, content(), company_name="")
+    assert response.status_code == 400
+    html = response.content.decode()
+    assert "Enter the company name." in html and message in html
+    assert "Choose the file again" not in html
+    assert_nothing_stored(media, team)
+
+
+def test_busy_decoder_answers_503_try_again_and_keeps_the_fields(client, team, media, settings):
+    from accounts.uploads import decode_slots
+
+    settings.BILLING_LICENSE_DECODE_WAIT_SECONDS = 0.05
+    slots = decode_slots()
+    held = 0
+    while slots.acquire(blocking=False):
+        held += 1
+    try:
+        client_for(client, "owner@acme.example")
+        response = post_info(client, png_bytes())
+    finally:
+        for _ in range(held):
+            slots.release()
+    assert response.status_code == 503
+    assert response["Retry-After"] == "30"
+    html = response.content.decode()
+    assert "try again in a minute" in html
+    assert f'value="{FIELDS["company_name"]}"' in html
+    assert_nothing_stored(media, team)
+    assert post_info(client, png_bytes()).status_code == 302
 
 
 def test_lengths_are_checked_per_field(client, team, media):
@@ -416,14 +504,106 @@ def test_missing_license_is_404(client, team, media):
     assert client_for(client, "owner@acme.example").get(LICENSE_URL).status_code == 404
 
 
-def test_provisioned_information_is_read_only_for_the_owner(client, team, media):
+def test_provisioned_information_without_license_says_what_is_missing(client, team, media):
+    """It said "Pending review" with no license on file and no way to add one."""
     BillingInfo.objects.create(account=team, **FIELDS)
-    page = client_for(client, "owner@acme.example").get(INFO_URL).content.decode()
-    assert "This information is locked" in page
-    assert "No license on file." in page
+    page = client_for(client, "viewer@acme.example").get(INFO_URL).content.decode()
+    assert "Pending review" not in page
+    assert "Waiting for the business license" in page
+    assert "the account owner can upload it here" in page
     assert 'type="file"' not in page
-    assert post_info(client, png_bytes()).status_code == 409
+
+    page = client_for(client, "owner@acme.example").get(INFO_URL).content.decode()
+    assert "Pending review" not in page
+    assert "Waiting for the business license" in page
+    assert "This information is locked" in page
+    assert page.count('type="file"') == 1
+    assert 'name="company_name"' not in page
+
+
+def test_owner_adds_the_missing_license_once(client, team, media):
+    BillingInfo.objects.create(account=team, **FIELDS)
+    client_for(client, "owner@acme.example")
+    # the text fields of this form are ignored: only staff change them
+    response = post_info(client, png_bytes((120, 80)), company_name="Changed Ltd")
+    assert response.status_code == 302
+    info = BillingInfo.objects.get(account=team)
+    assert info.company_name == FIELDS["company_name"]
+    assert info.license_content_type == "image/png"
+    assert media() == [info.license_file.name]
+    change = BillingInfoChange.objects.get(account=team)
+    assert (change.field, change.old_value, change.source) == ("license", "", "console")
+    assert change.changed_by.email == "owner@acme.example"
+    page = client.get(INFO_URL).content.decode()
+    assert "Business license added" in page and "Pending review" in page
+    assert 'type="file"' not in page
+
+    response = post_info(client, jpeg_bytes())
+    assert response.status_code == 409
+    assert b"already been submitted" in response.content
+    assert media() == [info.license_file.name]
+    assert BillingInfoChange.objects.filter(account=team).count() == 1
+
+
+def test_adding_a_license_after_a_rejection_puts_it_back_for_review(client, team, media):
+    BillingInfo.objects.create(account=team, verification_status="rejected",
+                               rejection_reason="No business license was provided.", **FIELDS)
+    client_for(client, "owner@acme.example")
+    page = client.get(INFO_URL).content.decode()
+    assert "No business license was provided." in page and 'type="file"' in page
+    assert post_info(client, png_bytes()).status_code == 302
+    info = BillingInfo.objects.get(account=team)
+    assert (info.verification_status, info.rejection_reason) == ("pending", "")
+    assert set(BillingInfoChange.objects.filter(account=team).values_list("field", flat=True)) == {
+        "license", "verification_status", "rejection_reason"}
+
+
+def test_a_bad_missing_license_is_refused_and_nothing_stored(client, team, media):
+    BillingInfo.objects.create(account=team, **FIELDS)
+    client_for(client, "owner@acme.example")
+    response = post_info(client, b"GIF89a" + b"\0" * 100)
+    assert response.status_code == 400
+    assert b"is a GIF image" in response.content
     assert media() == []
+    assert not BillingInfoChange.objects.filter(account=team).exists()
+    response = post_info(client, b"\xff\xd8\xff\xe0" + b"\0" * 3_000_000)
+    assert response.status_code == 400
+    assert response.content.decode().count("at most 2 MB (2,097,152 bytes)") == 1
+
+
+@pytest.mark.parametrize("email", ["viewer@acme.example", "accountant@acme.example"])
+def test_only_the_owner_adds_the_missing_license(client, team, media, email):
+    BillingInfo.objects.create(account=team, **FIELDS)
+    assert post_info(client_for(client, email), png_bytes()).status_code == 403
+    assert media() == []
+
+
+@pytest.mark.django_db(transaction=True)
+def test_concurrent_license_additions_store_exactly_one(postgres, team, media):
+    from accounts.services import billing_info_license_add
+
+    owner = User.objects.get(email="owner@acme.example")
+    BillingInfo.objects.create(account=team, **FIELDS)
+    license = license_image_clean(data=png_bytes())
+    outcomes = run_concurrently(*[
+        lambda: billing_info_license_add(account=team, user=owner, license=license, now=timezone.now())
+        for _ in range(4)])
+    assert sorted("locked" if isinstance(o, BillingInfoLocked) else o if isinstance(o, Exception) else "stored"
+                  for o in outcomes) == ["locked", "locked", "locked", "stored"]
+    assert len(media()) == 1
+    assert BillingInfoChange.objects.filter(account=team, field="license").count() == 1
+
+
+def test_service_adds_a_missing_license_once(team, media):
+    from accounts.services import billing_info_license_add
+
+    owner = User.objects.get(email="owner@acme.example")
+    BillingInfo.objects.create(account=team, **FIELDS)
+    license = license_image_clean(data=png_bytes())
+    billing_info_license_add(account=team, user=owner, license=license, now=utc(2026, 10, 1))
+    with pytest.raises(BillingInfoLocked, match="already on file"):
+        billing_info_license_add(account=team, user=owner, license=license, now=utc(2026, 10, 2))
+    assert len(media()) == 1
 
 
 def test_rejection_reason_is_shown_to_the_customer(client, submitted):

@@ -60,6 +60,27 @@ def png_header_only(width: int, height: int, bit_depth=8, color_type=2) -> bytes
             + png_chunk(b"IEND", b""))
 
 
+def png_flat(width: int, height: int, color_type: int = 6, bit_depth: int = 8) -> bytes:
+    """A PNG of ``width``×``height`` zero pixels built with zlib, without
+    ever holding the decoded image: 6,324 × 6,324 RGBA is 155,503 bytes on
+    disk and 160 MB decoded (issue #15)."""
+    channels = {0: 1, 2: 3, 4: 2, 6: 4}[color_type]
+    row = b"\0" * (1 + (width * channels * bit_depth + 7) // 8)
+    compressor = zlib.compressobj(9)
+    parts = [compressor.compress(row * min(64, height - y)) for y in range(0, height, 64)]
+    parts.append(compressor.flush())
+    ihdr = struct.pack(">IIBBBBB", width, height, bit_depth, color_type, 0, 0, 0)
+    return (b"\x89PNG\r\n\x1a\n" + png_chunk(b"IHDR", ihdr) + png_chunk(b"IDAT", b"".join(parts))
+            + png_chunk(b"IEND", b""))
+
+
+@functools.cache
+def memory_bomb() -> bytes:
+    """The file of issue #15: 155 KB, 6,324 × 6,324 RGBA (just under the
+    40 M pixel limit), 160 MB decoded."""
+    return png_flat(6324, 6324)
+
+
 @functools.cache
 def decompression_bomb() -> bytes:
     """7,000 × 7,000 = 49 M pixels of one colour: 2,410 bytes compressed."""
@@ -285,3 +306,140 @@ def test_interlaced_png_and_progressive_jpeg_are_accepted():
 def test_jpeg_with_a_camera_trailer_after_eoi_is_accepted_without_it():
     clean = license_image_clean(data=jpeg_bytes() + b"SEFH trailer written by a phone camera")
     assert b"SEFH" not in clean.content
+
+
+# --- 16-bit PNGs (issue #13 item 8) -----------------------------------------------------
+
+
+def png_16(width: int, height: int, color_type: int, pixel: tuple[int, ...], trns: bytes | None = None) -> bytes:
+    """A 16-bit PNG of one pixel value repeated (Pillow writes 16-bit grey only)."""
+    row = b"\0" + b"".join(struct.pack(">H", v) for v in pixel) * width
+    ihdr = struct.pack(">IIBBBBB", width, height, 16, color_type, 0, 0, 0)
+    extra = png_chunk(b"tRNS", trns) if trns is not None else b""
+    return (b"\x89PNG\r\n\x1a\n" + png_chunk(b"IHDR", ihdr) + extra + png_chunk(b"IDAT", zlib.compress(row * height))
+            + png_chunk(b"IEND", b""))
+
+
+def test_16_bit_greyscale_png_keeps_its_tones():
+    """It was stored as a blank white image: Pillow clips I;16 to 255 when
+    converting to 8 bits."""
+    image = Image.new("I;16", (3, 1))
+    for x, value in enumerate((0, 100 * 256 + 255, 65535)):
+        image.putpixel((x, 0), value)
+    out = io.BytesIO()
+    image.save(out, format="PNG")
+    clean = license_image_clean(data=out.getvalue())
+    with Image.open(io.BytesIO(clean.content)) as stored:
+        assert stored.mode == "L"
+        assert [stored.getpixel((x, 0)) for x in range(3)] == [0, 100, 255]
+
+
+@pytest.mark.parametrize(("color_type", "pixel", "expected"), [
+    (2, (40000, 20000, 1000), (156, 78, 3)),
+    (6, (40000, 20000, 1000, 50000), (156, 78, 3, 195)),
+    (4, (40000, 30000), (156, 156, 156, 117)),
+], ids=["rgb48", "rgba64", "grey-alpha32"])
+def test_16_bit_colour_pngs_keep_their_colours(color_type, pixel, expected):
+    clean = license_image_clean(data=png_16(4, 3, color_type, pixel))
+    with Image.open(io.BytesIO(clean.content)) as stored:
+        assert stored.getpixel((1, 1))[:len(expected)] == expected
+
+
+def test_16_bit_greyscale_with_a_transparent_colour_is_refused_not_mangled():
+    with pytest.raises(ValidationError) as info:
+        license_image_clean(data=png_16(4, 3, 0, (40000,), trns=struct.pack(">H", 40000)))
+    assert info.value.code == "unsupported"
+    assert "16-bit" in info.value.messages[0] and "8-bit" in info.value.messages[0]
+
+
+# --- memory budget, compression ratio, concurrent decodes (issue #15 item 4) ---------------
+
+
+def test_the_issue_15_file_is_refused_from_its_header():
+    data = memory_bomb()
+    assert len(data) < 160_000
+    with pytest.raises(ValidationError) as info:
+        license_image_clean(data=data)
+    assert info.value.code == "memory"
+    message = info.value.messages[0]
+    assert "6324×6324" in message and "153 MB" in message and "at most 128 MB" in message
+
+
+def test_refusal_for_memory_comes_from_the_header_alone():
+    """The same header with a 60-byte IDAT that cannot be the whole image: a
+    decode (or the completeness check) would call it damaged; the budget
+    refuses it before either runs. The same damage within budget is found."""
+    with pytest.raises(ValidationError) as info:
+        license_image_clean(data=png_header_only(6324, 6324, bit_depth=8, color_type=6))
+    assert info.value.code == "memory"
+    with pytest.raises(ValidationError) as info:
+        license_image_clean(data=png_header_only(600, 600, bit_depth=8, color_type=6))
+    assert info.value.code == "damaged"
+
+
+@pytest.mark.parametrize(("width", "height", "color_type"), [(4000, 3000, 2), (6000, 6000, 0)],
+                         ids=["rgb-12mp-flat", "grey-36mp-flat"])
+def test_extreme_compression_ratio_is_refused(width, height, color_type):
+    data = png_flat(width, height, color_type=color_type)
+    with pytest.raises(ValidationError) as info:
+        license_image_clean(data=data)
+    assert info.value.code == "compression_ratio"
+    assert ":1" in info.value.messages[0]
+
+
+def test_small_flat_images_are_not_held_to_the_ratio():
+    # 320×200 of one colour compresses about 300:1, but decodes to 256 KB.
+    data = png_bytes((320, 200))
+    assert 320 * 200 * 3 / len(data) > 200
+    assert license_image_clean(data=data).width == 320
+
+
+def test_rotation_counts_as_a_second_copy(settings):
+    """A JPEG with EXIF orientation 6 is transposed: two full copies at once."""
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    upright = jpeg_bytes((1000, 500))
+    rotated = jpeg_bytes((1000, 500), exif=exif)
+    settings.BILLING_LICENSE_DECODE_MAX_BYTES = 1000 * 500 * 4 * 2 - 1
+    assert license_image_clean(data=upright).width == 1000
+    with pytest.raises(ValidationError) as info:
+        license_image_clean(data=rotated)
+    assert info.value.code == "memory"
+
+
+def test_a_progressive_jpeg_counts_its_coefficient_buffer(settings):
+    """libjpeg keeps 2 bytes per sample while it decodes a progressive JPEG
+    (1.5 samples per pixel at 4:2:0): 7 bytes per pixel in all, not 4."""
+    baseline = jpeg_bytes((1000, 500))
+    progressive = jpeg_bytes((1000, 500), progressive=True)
+    settings.BILLING_LICENSE_DECODE_MAX_BYTES = 1000 * 500 * 5
+    assert license_image_clean(data=baseline).width == 1000
+    with pytest.raises(ValidationError) as info:
+        license_image_clean(data=progressive)
+    assert info.value.code == "memory"
+    settings.BILLING_LICENSE_DECODE_MAX_BYTES = 1000 * 500 * 7
+    assert license_image_clean(data=progressive).width == 1000
+
+
+def test_decodes_beyond_the_concurrency_cap_are_told_to_try_again(settings):
+    from accounts.uploads import decode_slots
+
+    settings.BILLING_LICENSE_DECODE_WAIT_SECONDS = 0.05
+    slots = decode_slots()
+    held = 0
+    while slots.acquire(blocking=False):
+        held += 1
+    assert held >= 1
+    try:
+        with pytest.raises(ValidationError) as info:
+            license_image_clean(data=png_bytes())
+        assert info.value.code == "busy"
+        assert "try again" in info.value.messages[0]
+        # Refusals from the header need no slot.
+        with pytest.raises(ValidationError) as info:
+            license_image_clean(data=memory_bomb())
+        assert info.value.code == "memory"
+    finally:
+        for _ in range(held):
+            slots.release()
+    assert license_image_clean(data=png_bytes()).width == 320

@@ -118,11 +118,51 @@ def test_oversized_file_is_refused_with_a_page_not_a_broken_connection(live_serv
     page.set_input_files("#id_license", str(big))
     page.click("form.billing-info-form button[type=submit]")
     page.wait_for_load_state("networkidle")
-    assert "at most 2 MB" in page.locator("#form-error").inner_text()
-    assert "at most 2 MB" in page.locator("#license-error").inner_text()
+    assert "Nothing was saved" in page.locator("#form-error").inner_text()
+    assert "at most 2 MB (2,097,152 bytes)" in page.locator("#license-error").inner_text()
+    # said once, not in the banner and again at the field
+    assert page.locator("main").inner_text().count("2,097,152 bytes") == 1
+    # the typed fields are kept (they were wiped)
+    assert page.input_value("#id_contact_name") == "王芳"
+    assert page.input_value("#id_company_name") == "星辰科技有限公司"
+    assert page.input_value("#id_website") == "https://xingchen.example"
+    assert page.input_value("#id_detailed_address") == "环球金融中心 25 楼 2501 室"
     assert not BillingInfo.objects.exists()
     assert not media.exists() or not any(p.is_file() for p in media.rglob("*"))
     screenshot(page, "billing-info-too-large")
+
+    # choosing a good file is all that is left to do
+    good = tmp_path / "license.png"
+    good.write_bytes(license_png())
+    page.set_input_files("#id_license", str(good))
+    page.click("form.billing-info-form button[type=submit]")
+    page.wait_for_load_state("networkidle")
+    assert "Billing information submitted" in page.locator("main").inner_text()
+    assert BillingInfo.objects.get().company_name == "星辰科技有限公司"
+
+
+def test_owner_adds_the_license_missing_from_provisioned_information(live_server, page, sign_in, screenshot,
+                                                                   acme, media, tmp_path):
+    BillingInfo.objects.create(account=acme, contact_name="王芳", company_name="星辰科技有限公司",
+                               website="https://xingchen.example", company_address="上海市浦东新区世纪大道100号",
+                               detailed_address="环球金融中心 25 楼 2501 室")
+    sign_in(page, live_server, "owner@acme.example")
+    page.goto(f"{live_server.url}/billing/info/")
+    text = page.locator("main").inner_text()
+    assert "Waiting for the business license" in text and "Pending review" not in text
+    screenshot(page, "billing-info-license-missing")
+
+    good = tmp_path / "license.png"
+    good.write_bytes(license_png())
+    page.set_input_files("#id_license", str(good))
+    page.click("form.license-add-form button[type=submit]")
+    page.wait_for_load_state("networkidle")
+    text = page.locator("main").inner_text()
+    assert "Business license added" in text and "Pending review" in text
+    assert page.locator("input[type=file]").count() == 0
+    natural_width = page.locator("img.license-preview").evaluate("img => img.complete && img.naturalWidth")
+    assert natural_width == 900
+    screenshot(page, "billing-info-license-added")
 
 
 def test_staff_review_in_admin_is_shown_to_the_customer(live_server, page, sign_in, screenshot, acme, media,
