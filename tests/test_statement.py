@@ -209,3 +209,84 @@ def test_admin_is_read_only(client, worked_bill):
     response = client.post(reverse("admin:invoices_bill_delete", args=[worked_bill.pk]), {"post": "yes"})
     assert response.status_code == 403
     assert Bill.objects.filter(pk=worked_bill.pk).exists()
+
+
+# --- after a repayment: billed figures kept, balances as of the rendering -------
+
+def repay_in_full(bill: Bill, *, now) -> None:
+    """Pay every overdrawn line of ``bill`` through the sandbox provider."""
+    from payments.services import FrozenLine, repayment_create, sandbox_checkout_decide
+
+    frozen = [FrozenLine(line_id=line.pk, balance=line.balance) for line in bill.lines.filter(status="Overdrawn")]
+    payment, _ = repayment_create(account=bill.account, frozen=frozen, method="sandbox",
+                                  idempotency_key=f"repay-{bill.pk}", user=None, now=now)
+    sandbox_checkout_decide(payment=payment, approve=True, now=now)
+
+
+@pytest.fixture
+def sandbox(settings):
+    settings.PAYMENTS_SANDBOX = True
+
+
+def test_download_after_repayment_shows_payments_since_issue(owner, worked_bill, sandbox):
+    statement = statement_issue(bill=worked_bill, now=utc(2026, 11, 5, 2))
+    archived = statement.pdf.read()
+    repay_in_full(worked_bill, now=utc(2026, 11, 6, 1, 30))
+    with time_machine.travel(IN_NOVEMBER, tick=False):  # 2026-11-20 12:00 UTC+8
+        response = owner.get(reverse("billing:statement_pdf", args=["2026-10"]))
+    assert response.status_code == 200
+    assert response["Content-Disposition"] == 'inline; filename="aurora-statement-acme-2026-10.pdf"'
+    flat = " ".join(pdf_text(b"".join(response.streaming_content)).split())
+    for expected in (
+        "AUR-2026-000001", "Issue date 2026-11-05", "Balances as of 2026-11-20 12:00 UTC+8",
+        # billed figures unchanged; paid, balance and status as of the rendering
+        "Email SG sg 78,000 60,000 18,000 0.000300 5.40 5.40 0.00 Paid",
+        "Data Flow SG sg 20 15.6 4.4 0.300000 1.32 1.32 0.00 Paid",
+        "Total (USD) 6.72 6.72 0.00",
+        "AMOUNT DUE NOW 0.00 USD",  # the heading is set in capitals
+        "Payments since issue",
+        "Email SG sg 5.00 0.40 5.40 0.00",
+        "Data Flow SG sg 0.00 1.32 1.32 0.00",
+        "Paid since issue (USD) 1.72",
+        "At issue on 2026-11-05 10:00 UTC+8 the amount due was 1.72 USD",
+        "This statement is settled in full",
+    ):
+        assert expected in flat, expected
+    assert "Overdrawn" not in flat
+    # the issue-time rendering stays archived, unchanged, with its checksum
+    statement.refresh_from_db()
+    assert statement.pdf.read() == archived
+    assert hashlib.sha256(archived).hexdigest() == statement.sha256
+    old = " ".join(pdf_text(archived).split())
+    assert "Balances as of 2026-11-05 10:00 UTC+8" in old and "1.72 USD" in old and "Payments since issue" not in old
+
+
+def test_issue_records_figures_and_checksum_in_the_audit_log(worked_bill):
+    from aurora_billing.models import AuditEvent
+
+    statement = statement_issue(bill=worked_bill, now=utc(2026, 11, 5, 2))
+    lines = {line.pk: line for line in worked_bill.lines.all()}
+    assert statement.issued_lines == {
+        str(pk): {"paid": str(line.paid), "balance": str(line.balance), "status": line.status}
+        for pk, line in lines.items()}
+    event = AuditEvent.objects.get(action="statement.issued")
+    assert event.object_id == str(statement.pk) and event.account == worked_bill.account
+    assert event.data["sha256"] == statement.sha256 and event.data["number"] == "AUR-2026-000001"
+    assert event.data["amount_due"] == "1.72"
+    assert statement.sha256 in event.summary
+
+
+def test_staff_see_the_checksum_and_its_verification(client, worked_bill):
+    statement = statement_issue(bill=worked_bill, now=IN_NOVEMBER)
+    client.force_login(User.objects.create_superuser("admin@aurora.example", PASSWORD))
+    page = client.get(reverse("admin:invoices_statement_change", args=[statement.pk])).content.decode()
+    assert statement.sha256 in page
+    assert "matches the recorded SHA-256" in page
+    listing = client.get(reverse("admin:invoices_statement_changelist")).content.decode()
+    assert statement.sha256[:12] in listing
+    with statement.pdf.open("wb") as f:  # the archived file altered behind the application's back
+        f.write(b"%PDF-1.7 altered")
+    page = client.get(reverse("admin:invoices_statement_change", args=[statement.pk])).content.decode()
+    assert "does NOT match" in page
+    assert hashlib.sha256(b"%PDF-1.7 altered").hexdigest() in page
+
