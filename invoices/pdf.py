@@ -3,18 +3,29 @@
 Rendering is pure (no writes): ``statement_snapshot`` reads a bill's lines
 once, ``statement_pdf_render`` turns a snapshot into bytes;
 ``invoices.statements`` issues (numbers, renders and archives once) and
-renders again as of a download or an email. The template names its fonts explicitly: DejaVu Sans for Latin text
+renders again as of a download or an email.
+
+WeasyPrint fetches only what ``StaticFilesURLFetcher`` serves: the
+project's static files and inline ``data:`` URLs; ``file:``, ``http(s):``
+and every other URL a template (or text in it) could name is refused
+before any I/O, and the PDF renders without it. The template names its fonts explicitly: DejaVu Sans for Latin text
 and figures, WenQuanYi Micro Hei (a CJK font, Debian fonts-wqy-microhei) for
 Chinese company names and addresses; WeasyPrint embeds the glyphs used.
 """
 from __future__ import annotations
 
 import datetime as dt
+import logging
+import mimetypes
+import posixpath
 from dataclasses import dataclass
 from decimal import Decimal
 from email.utils import parseaddr
+from urllib.parse import unquote, urljoin, urlsplit
 
 from django.conf import settings
+from django.contrib.staticfiles import finders
+from django.contrib.staticfiles.storage import staticfiles_storage
 from django.template.loader import render_to_string
 from django.urls import reverse
 
@@ -25,6 +36,8 @@ from usage.models import EMAIL_RESULTS, EmailResult, Region, ServiceItem
 from .export import format_unit_price
 from .models import Bill, BillLine
 
+log = logging.getLogger("aurora.statements")
+
 # Public path of the repayment page (interfaces.md, "Console URLs").
 REPAY_PATH = "/billing/repay/"
 
@@ -34,6 +47,65 @@ class EmailResultRow:
     region: str
     counts: list[int]
     total: int
+
+
+class FetchRefused(ValueError):
+    """A URL the statement renderer does not fetch (WeasyPrint logs it and
+    renders without the resource)."""
+
+
+def _static_name(url: str) -> str | None:
+    """The static file name ``url`` names under ``STATIC_URL`` (what
+    ``{% static %}`` writes, resolved against the PDF's base URL ``SITE_URL``), or
+    None. Names with ``..``, backslashes or NUL are refused."""
+    parts = urlsplit(url)
+    prefix = urlsplit(urljoin(f"{settings.SITE_URL}/", settings.STATIC_URL))  # STATIC_URL may be absolute
+    if (parts.scheme.lower(), parts.netloc.lower()) != (prefix.scheme.lower(), prefix.netloc.lower()):
+        return None
+    if not parts.path.startswith(prefix.path):
+        return None
+    name = unquote(parts.path[len(prefix.path):])
+    if not name or "\\" in name or "\x00" in name or name.startswith("/"):
+        return None
+    if posixpath.normpath(name) != name or ".." in name.split("/"):
+        return None
+    return name
+
+
+def _static_read(name: str) -> bytes | None:
+    """The bytes of static file ``name``: the source directories first
+    (staticfiles finders), then the collected files (``STATIC_ROOT``,
+    hashed names under the manifest storage)."""
+    path = finders.find(name)
+    if path:
+        with open(path, "rb") as f:
+            return f.read()
+    if staticfiles_storage.exists(name):
+        with staticfiles_storage.open(name, "rb") as f:
+            return f.read()
+    return None
+
+
+def static_files_fetcher():
+    """A WeasyPrint URL fetcher serving static files and ``data:`` only."""
+    from weasyprint.urls import URLFetcher, URLFetcherResponse
+
+    class StaticFilesURLFetcher(URLFetcher):
+        # WeasyPrint 70 (pyproject.toml): a URLFetcher subclass whose ``fetch(url, headers)``
+        # returns a URLFetcherResponse; any exception it raises is logged by
+        # WeasyPrint and the resource skipped (not a failed render).
+        def fetch(self, url, headers=None):
+            if urlsplit(url).scheme.lower() == "data":
+                return super().fetch(url, headers)  # decoded in memory, nothing fetched
+            name = _static_name(url)
+            body = _static_read(name) if name else None
+            if body is None:
+                log.warning("statement PDF: refused to fetch %s", url[:300])
+                raise FetchRefused(f"not a static file of the project: {url[:300]}")
+            content_type = mimetypes.guess_type(name)[0] or "application/octet-stream"
+            return URLFetcherResponse(url, body=body, headers={"Content-Type": content_type})
+
+    return StaticFilesURLFetcher(allowed_protocols=("data",), allow_redirects=False)
 
 
 def console_url(*, period: Period) -> str:
@@ -206,9 +278,10 @@ def statement_pdf_render(*, snapshot: StatementSnapshot) -> bytes:
 
 
 def html_pdf_render(*, html: str, identifier: str) -> bytes:
-    """``html`` as PDF."""
+    """``html`` as PDF; the only resources fetched are the project's static
+    files (``StaticFilesURLFetcher``)."""
     from weasyprint import HTML  # heavy import, only where a PDF is made
 
-    return HTML(string=html, base_url=str(settings.BASE_DIR)).write_pdf(
+    return HTML(string=html, base_url=f"{settings.SITE_URL}/", url_fetcher=static_files_fetcher()).write_pdf(
         pdf_identifier=identifier.encode(), custom_metadata=True,
     )

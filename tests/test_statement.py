@@ -290,3 +290,71 @@ def test_staff_see_the_checksum_and_its_verification(client, worked_bill):
     assert "does NOT match" in page
     assert hashlib.sha256(b"%PDF-1.7 altered").hexdigest() in page
 
+
+# --- what WeasyPrint may fetch: the project's static files only ------------------
+
+HOSTILE = """<!doctype html><html><head><meta charset="utf-8">
+<link rel="stylesheet" href="http://127.0.0.1:9/x.css">
+<link rel="stylesheet" href="file:///etc/passwd">
+<link rel="attachment" href="file:///etc/passwd">
+<link rel="stylesheet" href="/static/css/statement-test.css">
+</head><body><p>Statement body</p><img src="file:///etc/hostname" alt="">
+<img src="/static/../../../../etc/passwd" alt=""></body></html>"""
+
+
+@pytest.fixture
+def static_dir(settings, tmp_path):
+    directory = tmp_path / "static"
+    (directory / "css").mkdir(parents=True)
+    (directory / "css" / "statement-test.css").write_text('body::after { content: "Served from static"; }')
+    settings.STATICFILES_DIRS = [directory]
+    return directory
+
+
+@pytest.mark.parametrize("url", [
+    "file:///etc/passwd",
+    "http://127.0.0.1:9/x",
+    "https://example.com/static/css/statement-test.css",  # another origin, even with a static path
+    "http://127.0.0.1:8000/static/../manage.py",
+    "http://127.0.0.1:8000/static/%2e%2e/manage.py",
+    "http://127.0.0.1:8000/static/css/missing.css",
+    "http://127.0.0.1:8000/billing/repay/",
+    "ftp://127.0.0.1/x",
+])
+def test_the_pdf_fetcher_refuses_everything_but_static_files(static_dir, url, caplog):
+    from invoices.pdf import FetchRefused, static_files_fetcher
+
+    with pytest.raises(FetchRefused):
+        static_files_fetcher()(url)
+    assert f"refused to fetch {url}" in caplog.text
+
+
+def test_the_pdf_fetcher_serves_a_static_file(static_dir):
+    from invoices.pdf import static_files_fetcher
+
+    response = static_files_fetcher()("http://127.0.0.1:8000/static/css/statement-test.css")
+    assert response.read() == b'body::after { content: "Served from static"; }'
+    assert response.content_type == "text/css"
+
+
+def test_a_pdf_naming_local_files_and_urls_renders_without_them(static_dir, monkeypatch):
+    """Rendered through the statement renderer: nothing but the static CSS is
+    read, the PDF still comes out, and no local file ends up inside it."""
+    from invoices.pdf import html_pdf_render
+
+    opened = []
+    real_open = open
+
+    def watching_open(file, *args, **kwargs):
+        opened.append(str(file))
+        return real_open(file, *args, **kwargs)
+
+    monkeypatch.setattr("builtins.open", watching_open)
+    data = html_pdf_render(html=HOSTILE, identifier="AUR-TEST")
+    monkeypatch.undo()
+    assert data.startswith(b"%PDF-")
+    text = pdf_text(data)
+    assert "Statement body" in text and "Served from static" in text
+    assert "root:" not in text and b"root:x:0:0" not in data
+    assert not PdfReader(io.BytesIO(data)).attachments
+    assert not [f for f in opened if f.startswith("/etc/")], opened
