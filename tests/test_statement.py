@@ -358,3 +358,22 @@ def test_a_pdf_naming_local_files_and_urls_renders_without_them(static_dir, monk
     assert "root:" not in text and b"root:x:0:0" not in data
     assert not PdfReader(io.BytesIO(data)).attachments
     assert not [f for f in opened if f.startswith("/etc/")], opened
+
+
+def test_statements_issued_before_issued_lines_get_the_figures_at_settlement(worked_bill, sandbox):
+    """Migration 0003's backfill: the bill's funds spread in line order, as
+    settlement applied them, whatever was repaid since."""
+    import importlib
+
+    from django.apps import apps
+
+    backfill = importlib.import_module("invoices.migrations.0003_statement_issued_lines").issued_lines_backfill
+    repay_in_full(worked_bill, now=utc(2026, 11, 6))
+    old = Statement.objects.create(bill=worked_bill, number="AUR-2026-000099", issued_at=utc(2026, 11, 5, 2))
+    backfill(apps, None)
+    email, data_flow = worked_bill.lines.order_by("position")
+    old.refresh_from_db()
+    assert old.issued_lines == {
+        str(email.pk): {"paid": "5.00", "balance": "0.40", "status": "Overdrawn"},
+        str(data_flow.pk): {"paid": "0.00", "balance": "1.32", "status": "Overdrawn"},
+    }
