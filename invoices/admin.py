@@ -1,7 +1,9 @@
 """Staff admin for bills, lines, pack deductions and statements.
 
 Everything here is read-only: bills change only through settlement and
-repayments. Staff actions: download a statement PDF (the stored bytes),
+repayments. Staff actions: download a statement's archived PDF (the
+issue-time bytes; its SHA-256 and whether the file still matches it are on
+the statement's page),
 email statements again, and the all-accounts CSV export (a link on the
 bills list, streamed like ``export_billing``).
 """
@@ -22,6 +24,7 @@ from .export import export_periods, staff_export_csv
 from .models import Bill, BillLine, PackDeduction, Statement
 from .statements import (
     StatementEmailError,
+    statement_archive_check,
     statement_email_send,
     statement_filename,
 )
@@ -111,12 +114,12 @@ class PackDeductionAdmin(ReadOnlyAdmin):
 @admin.register(Statement)
 class StatementAdmin(ReadOnlyAdmin):
     list_display = ("number", "account", "period", "issued_at", "emailed_at", "email_attempts", "last_email_error",
-                    "download")
+                    "download", "checksum")
     list_filter = ("bill__period", ("emailed_at", admin.EmptyFieldListFilter))
-    search_fields = ("number", "bill__account__code", "bill__account__name")
+    search_fields = ("number", "sha256", "bill__account__code", "bill__account__name")
     list_select_related = ("bill__account",)
-    readonly_fields = ("number", "bill", "issued_at", "download", "sha256", "emailed_at", "email_recipients",
-                       "email_attempts", "last_email_error")
+    readonly_fields = ("number", "bill", "issued_at", "download", "sha256", "archive_check", "issued_lines",
+                       "emailed_at", "email_recipients", "email_attempts", "last_email_error")
     exclude = ("pdf",)
     actions = ["email_again"]
 
@@ -128,9 +131,20 @@ class StatementAdmin(ReadOnlyAdmin):
     def period(self, obj):
         return obj.bill.period
 
-    @admin.display(description="PDF")
+    @admin.display(description="archived PDF (as issued)")
     def download(self, obj):
         return _pdf_link(obj)
+
+    @admin.display(description="SHA-256")
+    def checksum(self, obj):
+        return format_html('<code title="{}">{}…</code>', obj.sha256, obj.sha256[:12]) if obj.sha256 else "—"
+
+    @admin.display(description="archive check")
+    def archive_check(self, obj):
+        """Reads the archived file and compares it with the recorded SHA-256."""
+        check = statement_archive_check(statement=obj)
+        return format_html('<strong style="color:{}">{}</strong>', "#1d6b35" if check.ok else "#a3261b",
+                           check.message)
 
     def has_resend_permission(self, request):
         return request.user.has_perm("invoices.change_statement")

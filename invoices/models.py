@@ -149,14 +149,24 @@ class StatementCounter(models.Model):
 
 
 class Statement(models.Model):
-    """The PDF statement of a bill, rendered once and stored, so the emailed
-    and the downloaded file are the same bytes."""
+    """The statement of a bill: its number, and the PDF as rendered at issue,
+    archived with its SHA-256 for audit (never rewritten).
+
+    The download and the email render the statement again as of their own
+    instant (billed figures unchanged, paid and balance current, payments
+    since issue listed), so what a customer reads never contradicts the
+    console; ``issued_lines`` keeps each line's figures at issue, from which
+    the payments since issue are known."""
 
     bill = models.OneToOneField(Bill, on_delete=models.PROTECT, related_name="statement")
     number = models.CharField(max_length=32, unique=True, help_text="e.g. AUR-2026-000123")
     issued_at = models.DateTimeField(default=timezone.now)
-    pdf = models.FileField(upload_to="statements/%Y/", max_length=200, blank=True)
-    sha256 = models.CharField(max_length=64, blank=True)
+    pdf = models.FileField(upload_to="statements/%Y/", max_length=200, blank=True,
+                           help_text="the PDF as rendered at issue (archived)")
+    sha256 = models.CharField(max_length=64, blank=True, help_text="SHA-256 (hex) of the archived PDF")
+    # {"<bill line id>": {"paid": "5.00", "balance": "0.40", "status": "Overdrawn"}}
+    # at issue; amounts as decimal strings in the bill's currency
+    issued_lines = models.JSONField(default=dict, blank=True)
     emailed_at = models.DateTimeField(null=True, blank=True)
     email_recipients = models.TextField(blank=True)
     email_attempts = models.PositiveIntegerField(default=0)

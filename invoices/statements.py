@@ -1,12 +1,19 @@
-"""Statements: numbering, issuing (PDF rendered once and stored) and the
-billing email on the 5th (billing-rules §1 "Statement email time").
+"""Statements: numbering, issuing (the issue-time PDF archived with its
+SHA-256), rendering as of a download or an email, and the billing email on
+the 5th (billing-rules §1 "Statement email time").
 
 - ``statement_issue`` gives a bill its statement exactly once: a number
   ``AUR-<year>-<000001>`` sequential per UTC+8 year of issue (the year's
   StatementCounter row is locked, and the number is taken in the same
   transaction as the Statement row, so numbers are never reused and have
-  no gaps), the PDF rendered and stored through Django's default storage
-  with its SHA-256. The download and the email attachment read those bytes.
+  no gaps), the PDF rendered and archived through Django's default storage
+  with its SHA-256 and each line's figures at issue (``issued_lines``); an
+  audit event records the number and the checksum (append-only).
+- ``statement_document`` renders a statement again as of ``now``: billed
+  figures unchanged, paid / balance / status current, the payments since
+  issue and the amount due now. The download and the email attachment are
+  such renderings; the email bodies come from the same snapshot as their
+  attachment, so they never disagree.
 - ``statement_email_send`` emails a statement once: the Statement row is
   locked while sending, ``emailed_at`` records success, a transport failure
   is recorded (``email_attempts``, ``last_email_error``) and raised as
@@ -32,11 +39,20 @@ from django.db.models import Q, QuerySet
 from django.template.loader import render_to_string
 
 from accounts.selectors import account_recipients
+from core.audit import audit_record
 from core.money import ZERO_MONEY
 from core.periods import Period, billing_day
 
-from .models import Bill, BillLine, Statement, StatementCounter
-from .pdf import billing_contact, console_url, repay_url, statement_pdf_render
+from .models import Bill, Statement, StatementCounter
+from .pdf import (
+    StatementSnapshot,
+    billing_contact,
+    console_url,
+    instant_label,
+    repay_url,
+    statement_pdf_render,
+    statement_snapshot,
+)
 
 log = logging.getLogger("aurora.statements")
 
@@ -79,11 +95,18 @@ def statement_issue(*, bill: Bill, now: dt.datetime) -> Statement:
             if existing is not None:
                 return existing
             number = statement_number_next(year=billing_day(now).year)
-            pdf = statement_pdf_render(bill=bill, number=number, issued_at=now)
-            statement = Statement(bill=bill, number=number, issued_at=now, sha256=hashlib.sha256(pdf).hexdigest())
+            snapshot = statement_snapshot(bill=bill, number=number, issued_at=now, as_of=now)
+            pdf = statement_pdf_render(snapshot=snapshot)
+            statement = Statement(bill=bill, number=number, issued_at=now, sha256=hashlib.sha256(pdf).hexdigest(),
+                                  issued_lines=snapshot.issued_lines_json())
             statement.pdf.save(f"{number}.pdf", ContentFile(pdf), save=False)
             stored_name = statement.pdf.name
             statement.save()
+            audit_record(action="statement.issued", account=bill.account, obj=statement, at=now,
+                         summary=f"statement {number} for {bill.period} issued; archived PDF SHA-256 "
+                                 f"{statement.sha256}",
+                         data={"number": number, "period": bill.period, "sha256": statement.sha256,
+                               "file": stored_name, "bytes": len(pdf), "amount_due": snapshot.amount_due})
     except BaseException:
         if stored_name:  # the row was rolled back: no file without its statement
             Statement._meta.get_field("pdf").storage.delete(stored_name)
@@ -92,13 +115,34 @@ def statement_issue(*, bill: Bill, now: dt.datetime) -> Statement:
     return statement
 
 
-def statement_pdf_bytes(*, statement: Statement) -> bytes:
-    """The stored PDF of ``statement``, checked against its SHA-256."""
-    with statement.pdf.open("rb") as f:
-        data = f.read()
-    if hashlib.sha256(data).hexdigest() != statement.sha256:
-        raise RuntimeError(f"stored PDF of statement {statement.number} does not match its SHA-256")
-    return data
+@dataclass(frozen=True)
+class ArchiveCheck:
+    """The archived PDF against its recorded SHA-256 (staff audit)."""
+
+    ok: bool
+    message: str
+
+
+def statement_archive_check(*, statement: Statement) -> ArchiveCheck:
+    if not statement.pdf:
+        return ArchiveCheck(False, "no archived PDF")
+    try:
+        with statement.pdf.open("rb") as f:
+            digest = hashlib.sha256(f.read()).hexdigest()
+    except OSError as exc:
+        return ArchiveCheck(False, f"archived PDF unreadable: {exc}")
+    if digest != statement.sha256:
+        return ArchiveCheck(False, f"archived PDF does NOT match the recorded SHA-256: its SHA-256 is {digest}")
+    return ArchiveCheck(True, "archived PDF matches the recorded SHA-256")
+
+
+def statement_document(*, statement: Statement, now: dt.datetime) -> tuple[StatementSnapshot, bytes]:
+    """The statement rendered as of ``now`` (one snapshot of its lines) and
+    its PDF bytes. At the instant of issue with the issue figures, these are
+    the archived bytes (rendering is deterministic)."""
+    snapshot = statement_snapshot(bill=statement.bill, number=statement.number, issued_at=statement.issued_at,
+                                  as_of=now, issued_lines=statement.issued_lines)
+    return snapshot, statement_pdf_render(snapshot=snapshot)
 
 
 def statement_filename(*, statement: Statement) -> str:
@@ -138,28 +182,31 @@ class ServiceTotal:
     status: str = "Paid"
 
 
-def statement_email_context(*, statement: Statement) -> dict:
-    """The period's summary (current balances) for the email bodies."""
+def statement_email_context(*, statement: Statement, snapshot: StatementSnapshot) -> dict:
+    """The period's summary for the email bodies, from the snapshot the
+    attachment is rendered from."""
     bill = statement.bill
     period = Period.parse(bill.period)
     totals: dict[str, ServiceTotal] = {}
-    for line in BillLine.objects.filter(bill=bill).select_related("service").order_by("position"):
-        row = totals.setdefault(line.service_id, ServiceTotal(line.service.name))
+    for line in snapshot.lines:
+        row = totals.setdefault(line.service_id, ServiceTotal(line.service_name))
         row.amount += line.amount
         row.paid += line.paid
         row.balance += line.balance
         if line.status == "Overdrawn":
             row.status = "Overdrawn"
-    rows = list(totals.values())
     return {
         "statement": statement,
         "account": bill.account,
         "period": period,
         "currency": bill.currency,
-        "rows": rows,
+        "rows": list(totals.values()),
         "total_amount": bill.total_amount,
-        "total_paid": sum((r.paid for r in rows), ZERO_MONEY),
-        "amount_due": sum((r.balance for r in rows), ZERO_MONEY),
+        "total_paid": snapshot.total_paid,
+        "amount_due": snapshot.amount_due,
+        "as_of_label": instant_label(snapshot.as_of),
+        "issued_label": instant_label(snapshot.issued_at),
+        "paid_since_issue": snapshot.paid_since_issue,
         "console_url": console_url(period=period),
         "repay_url": repay_url(),
         "billing_contact": billing_contact(),
@@ -167,9 +214,12 @@ def statement_email_context(*, statement: Statement) -> dict:
     }
 
 
-def statement_email_message(*, statement: Statement, recipients: list[str]) -> EmailMultiAlternatives:
-    """The billing email: plain text and HTML bodies, the stored PDF attached."""
-    context = statement_email_context(statement=statement)
+def statement_email_message(*, statement: Statement, recipients: list[str], now: dt.datetime
+                            ) -> EmailMultiAlternatives:
+    """The billing email: plain text and HTML bodies and the attached PDF,
+    all from one snapshot of the lines as of ``now``."""
+    snapshot, pdf = statement_document(statement=statement, now=now)
+    context = statement_email_context(statement=statement, snapshot=snapshot)
     subject = " ".join(render_to_string("email/statement_subject.txt", context).split())
     message = EmailMultiAlternatives(
         subject=subject,
@@ -179,7 +229,7 @@ def statement_email_message(*, statement: Statement, recipients: list[str]) -> E
         headers={"X-Aurora-Statement": statement.number},
     )
     message.attach_alternative(render_to_string("email/statement.html", context), "text/html")
-    message.attach(context["filename"], statement_pdf_bytes(statement=statement), "application/pdf")
+    message.attach(context["filename"], pdf, "application/pdf")
     return message
 
 
@@ -213,7 +263,7 @@ def statement_email_send(*, statement: Statement, now: dt.datetime, resend: bool
             statement.save(update_fields=["last_email_error"])
             log.warning("statement %s not emailed: %s", statement.number, NO_RECIPIENTS)
             return EmailOutcome(sent=False, reason=NO_RECIPIENTS)
-        message = statement_email_message(statement=statement, recipients=recipients)
+        message = statement_email_message(statement=statement, recipients=recipients, now=now)
         statement.email_attempts += 1
         try:
             message.send(fail_silently=False)

@@ -1,6 +1,8 @@
 """Console downloads: the CSV export and the PDF statement (interfaces.md)."""
 from __future__ import annotations
 
+import io
+
 from django.http import FileResponse, StreamingHttpResponse
 from django.shortcuts import render
 from django.utils import timezone
@@ -12,7 +14,7 @@ from core.periods import Period, PeriodError
 from .export import account_export_csv, export_periods
 from .models import Bill
 from .selectors import console_period_check, console_periods
-from .statements import statement_filename, statement_issue
+from .statements import statement_document, statement_filename, statement_issue
 
 
 def _error(request, status: int, title: str, message: str):
@@ -68,7 +70,8 @@ def export_csv(request):
 @require_GET
 @account_required("statements")
 def statement_pdf(request, period: str):
-    """The settled statement of the current account (rendered once, stored)."""
+    """The settled statement of the current account, rendered as of now
+    (issued first if it never was; the issue-time PDF stays archived)."""
     account = request.membership.account
     try:
         target = Period.parse(period)
@@ -83,8 +86,10 @@ def statement_pdf(request, period: str):
         else:
             message = f"There is no statement for {target}: {account.name} has no bill for that period."
         return _error(request, 404, "No statement", message)
-    statement = statement_issue(bill=bill, now=timezone.now())
-    response = FileResponse(statement.pdf.open("rb"), content_type="application/pdf",
+    now = timezone.now()
+    statement = statement_issue(bill=bill, now=now)
+    _, pdf = statement_document(statement=statement, now=now)
+    response = FileResponse(io.BytesIO(pdf), content_type="application/pdf",
                             filename=statement_filename(statement=statement))
     response["Cache-Control"] = "private, no-store"
     return response

@@ -210,8 +210,66 @@ def test_staff_can_email_a_statement_again(smtp, worked_bill, client):
     statement = statement_issue(bill=worked_bill, now=utc(2026, 11, 5, 2))
     statement_email_send(statement=statement, now=utc(2026, 11, 5, 2))
     client.force_login(User.objects.create_superuser("admin@aurora.example", PASSWORD))
-    response = client.post(reverse("admin:invoices_statement_changelist"),
-                           {"action": "email_again", "_selected_action": [statement.pk]}, follow=True)
+    with time_machine.travel(utc(2026, 11, 20, 4), tick=False):
+        response = client.post(reverse("admin:invoices_statement_changelist"),
+                               {"action": "email_again", "_selected_action": [statement.pk]}, follow=True)
     assert "1 statement(s) emailed." in response.content.decode()
     assert len(mail.outbox) == 2
-    assert mail.outbox[1].attachments[0][1] == mail.outbox[0].attachments[0][1]
+    # the first email's attachment is the archived rendering; the resend is
+    # rendered as of its own time, with the same (unpaid) figures
+    assert mail.outbox[0].attachments[0][1] == Statement.objects.get().pdf.read()
+    again = attachment_text(mail.outbox[1])
+    assert "Balances as of 2026-11-20 12:00 UTC+8" in again and "Total (USD) 6.72 5.00 1.72" in again
+    assert "No payments since the statement was issued on 2026-11-05 10:00 UTC+8." in again
+    assert "Balances as of 2026-11-20 12:00 UTC+8" in mail.outbox[1].body
+
+
+# --- body and attachment from one snapshot at send time ---------------------------
+
+def attachment_text(message) -> str:
+    from .test_statement import pdf_text
+
+    (_, content, _), = message.attachments
+    return " ".join(pdf_text(content).split())
+
+
+def test_repaid_before_the_5th_body_and_attachment_say_nothing_due(smtp, worked_bill, settings,
+                                                                    django_capture_on_commit_callbacks):
+    from .test_statement import repay_in_full
+
+    settings.PAYMENTS_SANDBOX = True
+    statement_issue(bill=worked_bill, now=utc(2026, 11, 2, 1))  # downloaded on the 2nd: 1.72 due
+    repay_in_full(worked_bill, now=utc(2026, 11, 3, 1))
+    mail.outbox = []  # the payment receipt is not under test here
+    dispatch(ON_THE_5TH, django_capture_on_commit_callbacks)
+    message, = [m for m in mail.outbox if "statement" in m.subject]
+    assert message.subject == "Aurora SendCloud statement AUR-2026-000001 for October 2026: nothing due"
+    assert "Amount due:          0.00 USD" in message.body
+    assert "Nothing is due for this period." in message.body
+    assert "Balances as of 2026-11-05 10:00 UTC+8" in message.body
+    assert "Paid since the statement was issued on 2026-11-02 09:00 UTC+8: 1.72 USD" in message.body
+    (html, _), = message.alternatives
+    assert "0.00 USD" in html and "Pay 1.72" not in html
+    text = attachment_text(message)
+    assert "Balances as of 2026-11-05 10:00 UTC+8" in text
+    assert "AMOUNT DUE NOW 0.00 USD" in text and "Total (USD) 6.72 6.72 0.00" in text
+    assert "Payments since issue" in text and "Overdrawn" not in text
+    # the archive keeps what was issued on the 2nd
+    archived = " ".join(pdf_text_of(Statement.objects.get()).split())
+    assert "1.72 USD" in archived and "Overdrawn" in archived
+
+
+def test_overdrawn_body_and_attachment_say_the_same_amount(smtp, worked_bill, django_capture_on_commit_callbacks):
+    dispatch(ON_THE_5TH, django_capture_on_commit_callbacks)
+    message, = mail.outbox
+    assert "Amount due:          1.72 USD" in message.body
+    assert "Balances as of 2026-11-05 10:00 UTC+8" in message.body
+    text = attachment_text(message)
+    assert "Balances as of 2026-11-05 10:00 UTC+8" in text
+    assert "AMOUNT DUE 1.72 USD" in text and "Total (USD) 6.72 5.00 1.72" in text
+
+
+def pdf_text_of(statement: Statement) -> str:
+    from .test_statement import pdf_text
+
+    return pdf_text(statement.pdf.read())

@@ -209,3 +209,171 @@ def test_admin_is_read_only(client, worked_bill):
     response = client.post(reverse("admin:invoices_bill_delete", args=[worked_bill.pk]), {"post": "yes"})
     assert response.status_code == 403
     assert Bill.objects.filter(pk=worked_bill.pk).exists()
+
+
+# --- after a repayment: billed figures kept, balances as of the rendering -------
+
+def repay_in_full(bill: Bill, *, now) -> None:
+    """Pay every overdrawn line of ``bill`` through the sandbox provider."""
+    from payments.services import FrozenLine, repayment_create, sandbox_checkout_decide
+
+    frozen = [FrozenLine(line_id=line.pk, balance=line.balance) for line in bill.lines.filter(status="Overdrawn")]
+    payment, _ = repayment_create(account=bill.account, frozen=frozen, method="sandbox",
+                                  idempotency_key=f"repay-{bill.pk}", user=None, now=now)
+    sandbox_checkout_decide(payment=payment, approve=True, now=now)
+
+
+@pytest.fixture
+def sandbox(settings):
+    settings.PAYMENTS_SANDBOX = True
+
+
+def test_download_after_repayment_shows_payments_since_issue(owner, worked_bill, sandbox):
+    statement = statement_issue(bill=worked_bill, now=utc(2026, 11, 5, 2))
+    archived = statement.pdf.read()
+    repay_in_full(worked_bill, now=utc(2026, 11, 6, 1, 30))
+    with time_machine.travel(IN_NOVEMBER, tick=False):  # 2026-11-20 12:00 UTC+8
+        response = owner.get(reverse("billing:statement_pdf", args=["2026-10"]))
+    assert response.status_code == 200
+    assert response["Content-Disposition"] == 'inline; filename="aurora-statement-acme-2026-10.pdf"'
+    flat = " ".join(pdf_text(b"".join(response.streaming_content)).split())
+    for expected in (
+        "AUR-2026-000001", "Issue date 2026-11-05", "Balances as of 2026-11-20 12:00 UTC+8",
+        # billed figures unchanged; paid, balance and status as of the rendering
+        "Email SG sg 78,000 60,000 18,000 0.000300 5.40 5.40 0.00 Paid",
+        "Data Flow SG sg 20 15.6 4.4 0.300000 1.32 1.32 0.00 Paid",
+        "Total (USD) 6.72 6.72 0.00",
+        "AMOUNT DUE NOW 0.00 USD",  # the heading is set in capitals
+        "Payments since issue",
+        "Email SG sg 5.00 0.40 5.40 0.00",
+        "Data Flow SG sg 0.00 1.32 1.32 0.00",
+        "Paid since issue (USD) 1.72",
+        "At issue on 2026-11-05 10:00 UTC+8 the amount due was 1.72 USD",
+        "This statement is settled in full",
+    ):
+        assert expected in flat, expected
+    assert "Overdrawn" not in flat
+    # the issue-time rendering stays archived, unchanged, with its checksum
+    statement.refresh_from_db()
+    assert statement.pdf.read() == archived
+    assert hashlib.sha256(archived).hexdigest() == statement.sha256
+    old = " ".join(pdf_text(archived).split())
+    assert "Balances as of 2026-11-05 10:00 UTC+8" in old and "1.72 USD" in old and "Payments since issue" not in old
+
+
+def test_issue_records_figures_and_checksum_in_the_audit_log(worked_bill):
+    from core.models import AuditEvent
+
+    statement = statement_issue(bill=worked_bill, now=utc(2026, 11, 5, 2))
+    lines = {line.pk: line for line in worked_bill.lines.all()}
+    assert statement.issued_lines == {
+        str(pk): {"paid": str(line.paid), "balance": str(line.balance), "status": line.status}
+        for pk, line in lines.items()}
+    event = AuditEvent.objects.get(action="statement.issued")
+    assert event.object_id == str(statement.pk) and event.account == worked_bill.account
+    assert event.data["sha256"] == statement.sha256 and event.data["number"] == "AUR-2026-000001"
+    assert event.data["amount_due"] == "1.72"
+    assert statement.sha256 in event.summary
+
+
+def test_staff_see_the_checksum_and_its_verification(client, worked_bill):
+    statement = statement_issue(bill=worked_bill, now=IN_NOVEMBER)
+    client.force_login(User.objects.create_superuser("admin@aurora.example", PASSWORD))
+    page = client.get(reverse("admin:invoices_statement_change", args=[statement.pk])).content.decode()
+    assert statement.sha256 in page
+    assert "matches the recorded SHA-256" in page
+    listing = client.get(reverse("admin:invoices_statement_changelist")).content.decode()
+    assert statement.sha256[:12] in listing
+    with statement.pdf.open("wb") as f:  # the archived file altered behind the application's back
+        f.write(b"%PDF-1.7 altered")
+    page = client.get(reverse("admin:invoices_statement_change", args=[statement.pk])).content.decode()
+    assert "does NOT match" in page
+    assert hashlib.sha256(b"%PDF-1.7 altered").hexdigest() in page
+
+
+# --- what WeasyPrint may fetch: the project's static files only ------------------
+
+HOSTILE = """<!doctype html><html><head><meta charset="utf-8">
+<link rel="stylesheet" href="http://127.0.0.1:9/x.css">
+<link rel="stylesheet" href="file:///etc/passwd">
+<link rel="attachment" href="file:///etc/passwd">
+<link rel="stylesheet" href="/static/css/statement-test.css">
+</head><body><p>Statement body</p><img src="file:///etc/hostname" alt="">
+<img src="/static/../../../../etc/passwd" alt=""></body></html>"""
+
+
+@pytest.fixture
+def static_dir(settings, tmp_path):
+    directory = tmp_path / "static"
+    (directory / "css").mkdir(parents=True)
+    (directory / "css" / "statement-test.css").write_text('body::after { content: "Served from static"; }')
+    settings.STATICFILES_DIRS = [directory]
+    return directory
+
+
+@pytest.mark.parametrize("url", [
+    "file:///etc/passwd",
+    "http://127.0.0.1:9/x",
+    "https://example.com/static/css/statement-test.css",  # another origin, even with a static path
+    "http://127.0.0.1:8000/static/../manage.py",
+    "http://127.0.0.1:8000/static/%2e%2e/manage.py",
+    "http://127.0.0.1:8000/static/css/missing.css",
+    "http://127.0.0.1:8000/billing/repay/",
+    "ftp://127.0.0.1/x",
+])
+def test_the_pdf_fetcher_refuses_everything_but_static_files(static_dir, url, caplog):
+    from invoices.pdf import FetchRefused, static_files_fetcher
+
+    with pytest.raises(FetchRefused):
+        static_files_fetcher()(url)
+    assert f"refused to fetch {url}" in caplog.text
+
+
+def test_the_pdf_fetcher_serves_a_static_file(static_dir):
+    from invoices.pdf import static_files_fetcher
+
+    response = static_files_fetcher()("http://127.0.0.1:8000/static/css/statement-test.css")
+    assert response.read() == b'body::after { content: "Served from static"; }'
+    assert response.content_type == "text/css"
+
+
+def test_a_pdf_naming_local_files_and_urls_renders_without_them(static_dir, monkeypatch):
+    """Rendered through the statement renderer: nothing but the static CSS is
+    read, the PDF still comes out, and no local file ends up inside it."""
+    from invoices.pdf import html_pdf_render
+
+    opened = []
+    real_open = open
+
+    def watching_open(file, *args, **kwargs):
+        opened.append(str(file))
+        return real_open(file, *args, **kwargs)
+
+    monkeypatch.setattr("builtins.open", watching_open)
+    data = html_pdf_render(html=HOSTILE, identifier="AUR-TEST")
+    monkeypatch.undo()
+    assert data.startswith(b"%PDF-")
+    text = pdf_text(data)
+    assert "Statement body" in text and "Served from static" in text
+    assert "root:" not in text and b"root:x:0:0" not in data
+    assert not PdfReader(io.BytesIO(data)).attachments
+    assert not [f for f in opened if f.startswith("/etc/")], opened
+
+
+def test_statements_issued_before_issued_lines_get_the_figures_at_settlement(worked_bill, sandbox):
+    """Migration 0003's backfill: the bill's funds spread in line order, as
+    settlement applied them, whatever was repaid since."""
+    import importlib
+
+    from django.apps import apps
+
+    backfill = importlib.import_module("invoices.migrations.0003_statement_issued_lines").issued_lines_backfill
+    repay_in_full(worked_bill, now=utc(2026, 11, 6))
+    old = Statement.objects.create(bill=worked_bill, number="AUR-2026-000099", issued_at=utc(2026, 11, 5, 2))
+    backfill(apps, None)
+    email, data_flow = worked_bill.lines.order_by("position")
+    old.refresh_from_db()
+    assert old.issued_lines == {
+        str(email.pk): {"paid": "5.00", "balance": "0.40", "status": "Overdrawn"},
+        str(data_flow.pk): {"paid": "0.00", "balance": "1.32", "status": "Overdrawn"},
+    }

@@ -33,9 +33,9 @@ def bills(postgres, settings, tmp_path, monkeypatch):
     use_private_media(settings, tmp_path)
     import invoices.statements
 
-    def slow_render(*, bill, number, issued_at):  # a stand-in renderer that takes its time
+    def slow_render(*, snapshot):  # a stand-in renderer that takes its time
         time.sleep(0.05)
-        return f"%PDF-1.7 {number}".encode()
+        return f"%PDF-1.7 {snapshot.number}".encode()
 
     monkeypatch.setattr(invoices.statements, "statement_pdf_render", slow_render)
     out = []
