@@ -26,13 +26,16 @@ demo: install
 	DEBUG=1 $(BIN)/python manage.py seed_demo
 	DEBUG=1 $(BIN)/python manage.py runserver 127.0.0.1:8000
 
-# The whole suite (SQLite unless DATABASE_URL points at PostgreSQL), then lint.
+# The whole suite (SQLite unless DATABASE_URL points at PostgreSQL), then lint
+# and the layers contract (pyproject.toml, [tool.importlinter]).
 test: install
 	$(BIN)/pytest
 	$(BIN)/ruff check .
+	$(BIN)/lint-imports
 
 lint: install
 	$(BIN)/ruff check .
+	$(BIN)/lint-imports
 
 bench: install
 	$(BIN)/python -m benchmarks
