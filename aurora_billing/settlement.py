@@ -34,7 +34,7 @@ from django.db.models.functions import TruncMonth
 from accounts.models import Account
 from core.audit import audit_record_bulk
 from core.periods import Period
-from invoices.calculation import catch_up_period, funds_allocate, settlement_decision
+from invoices.calculation import funds_allocate, plan_decision
 from invoices.models import Bill
 from invoices.selectors import latest_due_period
 from invoices.services import SettlementError, bills_prepare, bills_write
@@ -186,9 +186,6 @@ def accounts_due(*, now: dt.datetime) -> list[int]:
         billed[account_id].add(name)
     due = []
     for account_id in sorted(usage):
-        target = catch_up_period(latest=latest, usage_periods=usage[account_id], billed=billed[account_id])
-        decision = settlement_decision(period=target, usage_periods={p for p in usage[account_id] if p <= target},
-                                       billed=billed[account_id])
-        if decision.action == "settle":
+        if plan_decision(usage_periods=usage[account_id], billed=billed[account_id], latest=latest).action == "settle":
             due.append(account_id)
     return due

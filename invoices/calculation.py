@@ -291,3 +291,30 @@ def catch_up_period(*, latest: Period, usage_periods: set[Period], billed: set[s
     bill time has passed, which takes any late usage)."""
     unsettled = sorted(p for p in usage_periods if p <= latest and str(p) not in billed)
     return unsettled[0] if unsettled else latest
+
+
+def plan_decision(*, usage_periods: set[Period], billed: set[str], latest: Period,
+                  period: Period | None = None) -> Decision:
+    """What settling an account means now: ``period`` if given, else the
+    catch-up period (``catch_up_period``), decided by ``settlement_decision``.
+    The one planning step behind settlement (``bills_prepare``), the
+    month-to-date estimate (``billing_estimate``) and ``accounts_due``."""
+    target = period or catch_up_period(latest=latest, usage_periods=usage_periods, billed=billed)
+    return settlement_decision(period=target, usage_periods={p for p in usage_periods if p <= target},
+                               billed=billed)
+
+
+@dataclass(frozen=True)
+class PlanStep:
+    decision: Decision
+    covered: list[UsageRow]  # the rows the period's bill covers (none unless it settles)
+    rest: list[UsageRow]  # the rows of later periods, left for the next step
+
+
+def plan_step(*, rows: list[UsageRow], billed: set[str], latest: Period, period: Period | None = None) -> PlanStep:
+    """``plan_decision`` for an account's unbilled usage ``rows``, and the rows
+    its bill would cover."""
+    decision = plan_decision(usage_periods=usage_periods(rows), billed=billed, latest=latest, period=period)
+    end = decision.period.end_day
+    covered = [r for r in rows if r.day < end] if decision.action == "settle" else []
+    return PlanStep(decision, covered, [r for r in rows if r.day >= end])

@@ -26,9 +26,8 @@ from .calculation import (
     PackState,
     PriceFn,
     UsageRow,
-    catch_up_period,
     lines_compute,
-    settlement_decision,
+    plan_step,
     usage_periods,
 )
 from .models import Bill, BillLine
@@ -168,16 +167,13 @@ def billing_estimate(*, account: Account, period: Period) -> Calculation:
     late = {p for p in usage_periods(rows) if str(p) in billed}
     prior = prior_data_flow(account=account, periods=late)
     while True:
-        periods = usage_periods(rows)
-        settling = catch_up_period(latest=period, usage_periods=periods, billed=billed)
-        decision = settlement_decision(period=settling, usage_periods={p for p in periods if p <= settling},
-                                       billed=billed)
-        chunk = [r for r in rows if r.day < settling.end_day] if decision.action == "settle" else []
-        result = lines_compute(period=settling, usage=chunk, packs=packs, price_for=price_for,
+        step = plan_step(rows=rows, billed=billed, latest=period)
+        settling = step.decision.period
+        result = lines_compute(period=settling, usage=step.covered, packs=packs, price_for=price_for,
                                currency=account.currency, prior_data_flow=prior)
         if settling == period:
             return result
-        rows = [r for r in rows if r.day >= settling.end_day]
+        rows = step.rest
         billed = billed | {str(settling)}
 
 

@@ -30,7 +30,7 @@ from core.bulk import rows_insert
 from core.periods import Period
 from usage.models import EMAIL_RESULTS, DailyUsage
 
-from .calculation import Calculation, catch_up_period, lines_compute, settlement_decision, usage_periods
+from .calculation import Calculation, lines_compute, plan_step, usage_periods
 from .models import Bill, BillLine, LineStatus, PackDeduction
 from .selectors import (
     billed_periods_by_account,
@@ -85,22 +85,17 @@ def bills_prepare(*, accounts: list[Account], now: dt.datetime, period: Period |
     plan = SettlementPlan()
     targets: list[tuple[Account, Period, list]] = []
     for account in accounts:
-        rows = usage.get(account.pk, [])
-        periods = usage_periods(rows)
-        target = period or catch_up_period(latest=limit, usage_periods=periods, billed=billed[account.pk])
-        decision = settlement_decision(period=target, usage_periods={p for p in periods if p <= target},
-                                       billed=billed[account.pk])
-        if decision.action == "already":
+        step = plan_step(rows=usage.get(account.pk, []), billed=billed[account.pk], latest=limit, period=period)
+        action, target = step.decision.action, step.decision.period
+        if action == "already":
             plan.already.append((account, target))
-        elif decision.action == "empty":
+        elif action == "empty":
             plan.empty.append((account, target))
-        elif decision.action == "blocked":
-            plan.errors.append((account, target, decision.reason))
+        elif action == "blocked":
+            plan.errors.append((account, target, step.decision.reason))
         else:
-            end = target.end_day
-            covered = [r for r in rows if r.day < end]
-            targets.append((account, target, covered))
-            if len(covered) < len(rows):
+            targets.append((account, target, step.covered))
+            if step.rest:
                 plan.more.append(account.pk)
     if not targets:
         return plan
