@@ -46,3 +46,16 @@ def provider_settings(*, site_url: str) -> dict[str, str]:
         "PAYPAL_WEBHOOK_ID": keys.PAYPAL_WEBHOOK_ID,
         "PAYPAL_API_BASE": f"{site_url.rstrip('/')}{PAYPAL_API_PATH}",
     }
+
+
+def provider_emulated(code: str) -> bool:
+    """True when provider ``code`` talks to its local emulator."""
+    from django.conf import settings
+
+    if not getattr(settings, "PAYMENT_EMULATORS", False):
+        return False
+    if code == "alipay":
+        return settings.ALIPAY_GATEWAY == ALIPAY_GATEWAY_PATH
+    if code == "paypal":
+        return settings.PAYPAL_API_BASE.rstrip("/").endswith(PAYPAL_API_PATH)
+    return False
