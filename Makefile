@@ -20,11 +20,13 @@ $(VENV)/.installed: pyproject.toml requirements-dev.txt | $(BIN)/python
 
 install: $(VENV)/.installed
 
-# Local console with demo data: SQLite, files under var/, console email, tasks in-process.
+# Local console with demo data: SQLite, files under var/, console email, tasks in-process,
+# Alipay and PayPal through their local emulators (payments/emulators; SITE_URL must be
+# where runserver listens, since the console calls the PayPal emulator's API there).
 demo: install
-	DEBUG=1 $(BIN)/python manage.py migrate --no-input -v0
-	DEBUG=1 $(BIN)/python manage.py seed_demo
-	DEBUG=1 $(BIN)/python manage.py runserver 127.0.0.1:8000
+	DEBUG=1 PAYMENT_EMULATORS=1 $(BIN)/python manage.py migrate --no-input -v0
+	DEBUG=1 PAYMENT_EMULATORS=1 $(BIN)/python manage.py seed_demo
+	DEBUG=1 PAYMENT_EMULATORS=1 SITE_URL=http://127.0.0.1:8000 $(BIN)/python manage.py runserver 127.0.0.1:8000
 
 # The whole suite (SQLite unless DATABASE_URL points at PostgreSQL), then lint
 # and the layers contract (pyproject.toml, [tool.importlinter]).

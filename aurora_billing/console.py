@@ -29,7 +29,8 @@ from core.money import ZERO, ZERO_MONEY
 from core.periods import BILLING_TZ, Period, billing_day
 from invoices.models import Bill, BillLine, LineStatus
 from invoices.selectors import billing_estimate, console_period_check, console_periods, packs_state
-from payments.selectors import due_total, funds_balances
+from payments.models import Payment
+from payments.selectors import due_total, funds_balances, payment_pending_repayment
 from usage.models import EMAIL_RESULTS, DailyUsage, Region, ServiceItem
 
 from .charts import DailyCharts, daily_charts
@@ -199,6 +200,9 @@ class BillingConsole:
     bill: Bill | None
     total: Decimal  # the period's total (settled or estimated)
     total_due: Decimal  # all Overdrawn balances of all settled periods
+    # The repayment awaiting payment (a wire transfer not yet received, an
+    # online checkout not finished), if any.
+    pending_repayment: Payment | None
     funds: Decimal
     packs: list[RegionPacks]
     charts: DailyCharts
@@ -316,6 +320,7 @@ def billing_console(*, account: Account, period: Period, now: dt.datetime) -> Bi
         bill=bill,
         total=total,
         total_due=due_total(account=account),
+        pending_repayment=payment_pending_repayment(account=account),
         funds=funds_balances(account_ids=[account.pk], at=now)[account.pk],
         packs=_region_packs(pack_states, region_names, today),
         charts=daily_charts(period=period, today=today, emails=usage.emails, data_flow=usage.data_flow),

@@ -325,17 +325,31 @@ PAYMENTS_SANDBOX = env.bool("PAYMENTS_SANDBOX", default=DEBUG)
 # Top-ups through the console: the amount the payer may choose (account currency).
 PAYMENTS_TOPUP_MIN = env.str("PAYMENTS_TOPUP_MIN", default="1.00")
 PAYMENTS_TOPUP_MAX = env.str("PAYMENTS_TOPUP_MAX", default="100000.00")
+# Local emulators of Alipay and PayPal (payments/emulators): for the demo, the
+# tests and CI. On, they are the default for every Alipay and PayPal setting
+# below (an environment value still wins); `check --deploy` warns when they
+# are on with DEBUG off. Off by default: production talks to the real gateways.
+PAYMENT_EMULATORS = env.bool("PAYMENT_EMULATORS", default=False)
+if PAYMENT_EMULATORS:
+    from payments.emulators import provider_settings as _emulated_providers
+
+    _provider_defaults = _emulated_providers(site_url=SITE_URL)
+else:
+    _provider_defaults = {"ALIPAY_GATEWAY": "https://openapi.alipay.com/gateway.do",
+                          "PAYPAL_API_BASE": "https://api-m.paypal.com"}
 # Alipay (open platform, RSA2): the merchant app's private key signs requests,
 # Alipay's public key verifies notifications (PEM, or the bare base64 body).
-ALIPAY_APP_ID = env.str("ALIPAY_APP_ID", default="")
-ALIPAY_PRIVATE_KEY = env.str("ALIPAY_PRIVATE_KEY", default="", multiline=True)
-ALIPAY_PUBLIC_KEY = env.str("ALIPAY_PUBLIC_KEY", default="", multiline=True)
-ALIPAY_GATEWAY = env.str("ALIPAY_GATEWAY", default="https://openapi.alipay.com/gateway.do")
+ALIPAY_APP_ID = env.str("ALIPAY_APP_ID", default=_provider_defaults.get("ALIPAY_APP_ID", ""))
+ALIPAY_PRIVATE_KEY = env.str("ALIPAY_PRIVATE_KEY", default=_provider_defaults.get("ALIPAY_PRIVATE_KEY", ""),
+                             multiline=True)
+ALIPAY_PUBLIC_KEY = env.str("ALIPAY_PUBLIC_KEY", default=_provider_defaults.get("ALIPAY_PUBLIC_KEY", ""),
+                            multiline=True)
+ALIPAY_GATEWAY = env.str("ALIPAY_GATEWAY", default=_provider_defaults["ALIPAY_GATEWAY"])
 # PayPal (Orders v2, webhooks verified with PayPal's certificate).
-PAYPAL_CLIENT_ID = env.str("PAYPAL_CLIENT_ID", default="")
-PAYPAL_CLIENT_SECRET = env.str("PAYPAL_CLIENT_SECRET", default="")
-PAYPAL_WEBHOOK_ID = env.str("PAYPAL_WEBHOOK_ID", default="")
-PAYPAL_API_BASE = env.str("PAYPAL_API_BASE", default="https://api-m.paypal.com")
+PAYPAL_CLIENT_ID = env.str("PAYPAL_CLIENT_ID", default=_provider_defaults.get("PAYPAL_CLIENT_ID", ""))
+PAYPAL_CLIENT_SECRET = env.str("PAYPAL_CLIENT_SECRET", default=_provider_defaults.get("PAYPAL_CLIENT_SECRET", ""))
+PAYPAL_WEBHOOK_ID = env.str("PAYPAL_WEBHOOK_ID", default=_provider_defaults.get("PAYPAL_WEBHOOK_ID", ""))
+PAYPAL_API_BASE = env.str("PAYPAL_API_BASE", default=_provider_defaults["PAYPAL_API_BASE"])
 # Wire transfer: the bank details shown to the payer, one item per line
 # ("\n" in the variable separates lines). Empty: wire transfer is not offered.
 WIRE_BANK_DETAILS = env.str(

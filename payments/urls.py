@@ -1,4 +1,5 @@
-from django.urls import path
+from django.conf import settings
+from django.urls import include, path
 
 from . import views
 
@@ -19,3 +20,6 @@ root_patterns: list = [
     path("payments/paypal/return/", views.paypal_return, name="payments_paypal_return"),
     path("payments/paypal/cancel/", views.paypal_cancel, name="payments_paypal_cancel"),
 ]
+# The local Alipay and PayPal emulators (development, demo, tests; never by default).
+if settings.PAYMENT_EMULATORS:
+    root_patterns.append(path("emulators/", include("payments.emulators.urls")))

@@ -38,3 +38,13 @@ def test_a_second_run_keeps_what_staff_changed():
     assert "Demo accounts already provisioned; left as they are." in out.getvalue()
     assert BillingInfo.objects.get(account__code="xingchen").company_name == "星辰科技（深圳）有限公司"
     assert BillingInfoChange.objects.count() == changes
+
+
+def test_demo_tells_which_payment_methods_are_offered(settings):
+    """#13.6: with the emulators (as `make demo` runs), Alipay and PayPal are offered and say so."""
+    settings.PAYMENTS_SANDBOX = True
+    settings.WIRE_BANK_DETAILS = "Beneficiary: Aurora SendCloud Pte. Ltd. (demo)"
+    out = StringIO()
+    call_command("seed_demo", stdout=out)
+    assert ("Payment methods: Alipay (local emulator), PayPal (local emulator), Wire transfer, "
+            "Sandbox (test payment)") in out.getvalue().splitlines()

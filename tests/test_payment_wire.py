@@ -122,3 +122,42 @@ def test_staff_record_a_topup_in_admin_once(staff, acme):
     assert (entry.kind, entry.amount, entry.created_by.email) == ("topup", D("40.00"), "admin@aurora.example")
     refused = staff.post("/admin/payments/ledgerentry/add/", {**data, "reference": "r2", "amount": "-1"})
     assert refused.status_code == 200 and "A top-up must be greater than 0." in refused.content.decode()
+
+
+def test_summary_shows_the_repayment_awaiting_the_transfer_instead_of_the_repay_button(owner):
+    before = owner.get("/billing/?period=2026-10").content.decode()
+    assert '<a class="btn btn-danger" href="/billing/repay/">Repay overdrawn</a>' in before
+    assert "awaiting the transfer" not in before
+
+    token = breakdown_token(owner.get("/billing/repay/").content.decode())
+    owner.post("/billing/repay/", {"breakdown": token, "method": "wire"})
+    payment = Payment.objects.get()
+    html = owner.get("/billing/?period=2026-10").content.decode()
+    assert "Repay overdrawn" not in html and "btn-danger" not in html
+    notice = re.search(r'<dd class="figure-note" id="pending-repayment">(.*?)</dd>', html, re.S)
+    assert notice, html
+    assert re.sub(r"\s+", " ", re.sub(r"<[^>]+>", "", notice.group(1))).strip() == (
+        f"A repayment of 1.72 USD is awaiting the transfer (reference {payment.reference}). "
+        "View the transfer details")
+    assert f'href="/billing/payments/{payment.public_id}/"' in notice.group(1)
+
+
+def test_summary_offers_repay_again_once_the_pending_transfer_is_cancelled(owner):
+    token = breakdown_token(owner.get("/billing/repay/").content.decode())
+    owner.post("/billing/repay/", {"breakdown": token, "method": "wire"})
+    payment = Payment.objects.get()
+    owner.post(f"/billing/payments/{payment.public_id}/cancel/")
+    html = owner.get("/billing/?period=2026-10").content.decode()
+    assert "awaiting the transfer" not in html
+    assert '<a class="btn btn-danger" href="/billing/repay/">Repay overdrawn</a>' in html
+
+
+def test_viewer_sees_the_pending_transfer_without_a_pay_link(owner, acme):
+    token = breakdown_token(owner.get("/billing/repay/").content.decode())
+    owner.post("/billing/repay/", {"breakdown": token, "method": "wire"})
+    viewer = User.objects.create_user("viewer@acme.example", PASSWORD)
+    acme.memberships.create(user=viewer, role="viewer")
+    client = Client()
+    client.force_login(viewer)
+    html = client.get("/billing/?period=2026-10").content.decode()
+    assert "is awaiting the transfer" in html and "Repay overdrawn" not in html

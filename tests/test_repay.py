@@ -4,6 +4,7 @@ declines, replays, tampering, access."""
 from __future__ import annotations
 
 import logging
+import re
 from decimal import Decimal
 
 import pytest
@@ -55,8 +56,15 @@ def test_repay_page_shows_total_due_and_breakdown(owner):
     assert '<span class="figure-value" id="total-due">1.72</span>' in html
     assert html.index("Email") < html.index("Data Flow")
     assert '<td class="num">0.40</td>' in html and '<td class="num">1.32</td>' in html
-    assert 'value="sandbox"' in html and 'value="wire"' in html
-    assert 'value="alipay"' not in html and 'value="paypal"' not in html  # not configured: not offered
+    # PAYMENT_EMULATORS is on in the tests: Alipay and PayPal are offered too, in display order
+    assert re.findall(r'name="method" value="(\w+)"', html) == ["alipay", "paypal", "wire", "sandbox"]
+
+
+def test_providers_not_configured_are_not_offered(owner, settings):
+    settings.ALIPAY_APP_ID = ""
+    settings.PAYPAL_WEBHOOK_ID = ""
+    html = owner.get("/billing/repay/").content.decode()
+    assert re.findall(r'name="method" value="(\w+)"', html) == ["wire", "sandbox"]
 
 
 def test_sandbox_approval_pays_every_line_once_with_ledger_and_receipt(owner, acme, django_capture_on_commit_callbacks):
@@ -247,7 +255,8 @@ def test_a_new_repayment_replaces_the_pending_one(owner, acme):
     assert sorted(Payment.objects.values_list("status", flat=True)) == ["cancelled", "pending"]
 
 
-def test_method_not_offered_is_refused_and_nothing_stored(owner):
+def test_method_not_offered_is_refused_and_nothing_stored(owner, settings):
+    settings.ALIPAY_APP_ID = ""  # Alipay not configured
     response = submit(owner, open_repay(owner), method="alipay")
     assert response.status_code == 400
     assert "Choose one of the payment methods offered." in response.content.decode()

@@ -32,6 +32,10 @@ PUBLIC = {
     "password_reset_done", "password_reset_confirm", "password_reset_complete", "help_billing",
     "usage_ingest", "payments_callback", "payments_alipay_return", "payments_paypal_return",
     "payments_paypal_cancel", "account_switch",
+    # the payment emulators (payments/emulators): the provider side, holding
+    # no account data; mounted only with PAYMENT_EMULATORS
+    "alipay_gateway", "alipay_decide", "paypal_token", "paypal_orders", "paypal_order", "paypal_capture",
+    "paypal_checkout", "paypal_certificate",
 }
 # Pages about the signed-in user's current account (no id in the URL).
 OWN_ACCOUNT = {"summary", "info", "license", "export_csv", "repay", "topup", "payments"}

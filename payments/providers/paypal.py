@@ -20,6 +20,10 @@ only when the first three are set.
   SHA256withRSA, verified with the public key of the X.509 certificate at
   ``PAYPAL-CERT-URL``, which must be an https URL on a paypal.com host and
   valid now. Other verified events are acknowledged and ignored.
+- **Emulator**: with ``PAYMENT_EMULATORS`` on (development, demo, tests),
+  URLs under ``PAYPAL_API_BASE`` are also accepted over plain http and as
+  the certificate URL (``payments/emulators/paypal.py``); nothing else of
+  the protocol changes, and nothing at all when the setting is off.
 
 ``PayPalAPI`` is the only part that talks to the network; tests replace it
 and ``cert_fetch``.
@@ -69,7 +73,7 @@ class PayPalAPI:
         self.secret = secret
 
     def _open(self, method: str, url: str, *, data: bytes, headers: dict[str, str]) -> dict:
-        if urlsplit(url).scheme != "https":
+        if urlsplit(url).scheme != "https" and not emulated_url(url):
             raise ProviderUnavailable("PayPal API base must be an https URL")
         request = urllib.request.Request(url, data=data, method=method, headers=headers)  # noqa: S310 - https only
         try:
@@ -102,10 +106,16 @@ class PayPalAPI:
         return self._call("POST", f"/v2/checkout/orders/{order_id}/capture", None, request_id=request_id)
 
 
+def emulated_url(url: str) -> bool:
+    """A URL of the local PayPal emulator: only while PAYMENT_EMULATORS is on."""
+    base = settings.PAYPAL_API_BASE.rstrip("/") + "/"
+    return bool(getattr(settings, "PAYMENT_EMULATORS", False)) and url.startswith(base)
+
+
 def cert_url_allowed(url: str) -> bool:
     parts = urlsplit(url)
     host = (parts.hostname or "").lower()
-    return parts.scheme == "https" and (host == "paypal.com" or host.endswith(".paypal.com"))
+    return (parts.scheme == "https" and (host == "paypal.com" or host.endswith(".paypal.com"))) or emulated_url(url)
 
 
 @lru_cache(maxsize=16)

@@ -107,3 +107,59 @@ def test_wire_transfer_instructions_in_the_browser(live_server, page, sign_in, s
     assert page.inner_text("#wire-reference") == payment.reference
     assert "SWIFT/BIC: EXSGSGSG" in page.inner_text("#wire-instructions")
     screenshot(page, "repay-wire-instructions")
+
+
+@pytest.fixture
+def emulators(settings, live_server):
+    settings.PAYMENT_EMULATORS = True
+    settings.PAYPAL_API_BASE = f"{live_server.url}/emulators/paypal"
+
+
+def test_repay_with_alipay_through_the_emulator(live_server, page, sign_in, screenshot, acme, emulators):
+    overdrawn(acme)
+    sign_in(page, live_server, "owner@acme.example")
+    page.goto(f"{live_server.url}/billing/repay/")
+    assert page.locator("input[name=method]").evaluate_all("els => els.map(e => e.value)") == [
+        "alipay", "paypal", "wire", "sandbox"]
+    page.check("input[name=method][value=alipay]")
+    page.click("#pay-button")
+    page.wait_for_url("**/emulators/alipay/gateway.do?**")
+    assert page.inner_text("#checkout-amount") == "1.72 USD"
+    screenshot(page, "repay-alipay-emulator-checkout")
+    page.click("#emulator-pay")
+    page.wait_for_url("**/billing/payments/**")
+    assert page.inner_text("#payment-status") == "Paid"
+    assert "Thank you: 1.72 USD received." in page.inner_text("#payment-outcome")
+    screenshot(page, "repay-alipay-receipt")
+    assert [s[-1] for s in line_states(acme)] == ["Paid", "Paid"]
+
+
+def test_repay_with_paypal_through_the_emulator(live_server, page, sign_in, screenshot, acme, emulators):
+    overdrawn(acme)
+    sign_in(page, live_server, "owner@acme.example")
+    page.goto(f"{live_server.url}/billing/repay/")
+    page.check("input[name=method][value=paypal]")
+    page.click("#pay-button")
+    page.wait_for_url("**/emulators/paypal/checkoutnow?**")
+    assert page.inner_text("#checkout-amount") == "1.72 USD"
+    screenshot(page, "repay-paypal-emulator-checkout")
+    page.click("#emulator-pay")
+    page.wait_for_url("**/billing/payments/**")
+    assert page.inner_text("#payment-status") == "Paid"
+    assert [s[-1] for s in line_states(acme)] == ["Paid", "Paid"]
+
+
+def test_summary_with_a_pending_wire_transfer(live_server, page, sign_in, screenshot, acme):
+    overdrawn(acme)
+    sign_in(page, live_server, "owner@acme.example")
+    page.goto(f"{live_server.url}/billing/repay/")
+    page.check("input[name=method][value=wire]")
+    page.click("#pay-button")
+    page.wait_for_url("**/billing/payments/**")
+    page.goto(f"{live_server.url}/billing/?period=2026-10")
+    assert "is awaiting the transfer" in page.inner_text("#pending-repayment")
+    assert page.locator("a.btn-danger").count() == 0
+    screenshot(page, "summary-pending-wire")
+    page.click("#pending-repayment a")
+    page.wait_for_url("**/billing/payments/**")
+    assert page.inner_text("#wire-reference") == Payment.objects.get().reference

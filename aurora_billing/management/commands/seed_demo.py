@@ -14,6 +14,8 @@ from accounts.models import Account, User
 from aurora_billing.provisioning import provision_apply
 from aurora_billing.settlement import accounts_settle
 from core.periods import Period, billing_day, periods_between
+from payments.emulators import provider_emulated
+from payments.providers import providers_offered
 from usage.ingest import RecordsSource
 from usage.models import DailyUsage, ImportOrigin
 from usage.services import usage_import
@@ -145,6 +147,9 @@ class Command(BaseCommand):
         for account in (acme, xingchen):
             report = accounts_settle(account_ids=[account.pk], now=now)
             self.stdout.write(f"Settled {account.code}: {report.summary()}")
+        methods = [f"{p.label} (local emulator)" if provider_emulated(p.code) else p.label
+                   for p in providers_offered(currency=acme.currency)]
+        self.stdout.write(f"Payment methods: {', '.join(methods) or 'none configured'}")
         self.stdout.write("")
         self.stdout.write(f"Demo sign-ins (password for all: {DEMO_PASSWORD})")
         self.stdout.write("  owner@acme.example        owner of Acme Ltd, accountant of 星辰科技 (account switcher)")
