@@ -4,8 +4,7 @@ from django.contrib.auth.models import Group
 
 from accounts.models import User
 from invoices.models import Bill
-
-from .conftest import add_price, add_usage
+from tests.support import add_price, add_usage
 
 pytestmark = pytest.mark.django_db
 CHANGELIST = "/admin/accounts/account/"

@@ -12,8 +12,7 @@ from aurora_billing.celery import app
 from aurora_billing.tasks import settlement_run_due, settlement_settle_batch
 from invoices.models import Bill, BillLine
 from payments.models import LedgerEntry
-
-from .conftest import add_price, add_usage, utc
+from tests.support import add_price, add_usage, utc
 
 pytestmark = pytest.mark.django_db
 

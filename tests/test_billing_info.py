@@ -15,7 +15,7 @@ from accounts.middleware import SESSION_KEY
 from accounts.models import Account, BillingInfo, BillingInfoChange, User
 from accounts.services import BillingInfoLocked, billing_info_submit
 from accounts.uploads import LICENSE_MAX_BYTES, LicenseUploadHandler, license_image_clean
-from tests.conftest import add_price, add_usage, run_concurrently, utc
+from tests.support import add_price, add_usage, run_concurrently, utc
 from tests.test_license_upload import BAD_UPLOADS, jpeg_bytes, memory_bomb, png_bytes, png_padded_to
 
 INFO_URL = "/billing/info/"

@@ -25,8 +25,7 @@ from aurora_billing.settlement import bill_settle
 from core.periods import Period
 from invoices.selectors import console_periods
 from payments.services import topup_record
-
-from .conftest import PASSWORD, add_pack, add_price, add_usage, utc
+from tests.support import PASSWORD, add_pack, add_price, add_usage, utc
 
 pytestmark = pytest.mark.django_db
 

@@ -19,8 +19,8 @@ from core.periods import Period
 from invoices.models import Statement
 from invoices.statements import StatementEmailError, StatementNotDue, statement_email_send, statement_issue
 from invoices.tasks import statements_send_due
+from tests.support import PASSWORD, add_usage, utc
 
-from .conftest import PASSWORD, add_usage, utc
 from .test_statement import settle_worked_example, use_private_media
 
 pytestmark = pytest.mark.django_db

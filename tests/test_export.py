@@ -14,8 +14,7 @@ from accounts.models import Membership, User
 from aurora_billing.settlement import bill_settle
 from core.periods import Period
 from invoices.export import CSV_COLUMNS, csv_text, line_row
-
-from .conftest import PASSWORD, add_price, add_usage, utc
+from tests.support import PASSWORD, add_price, add_usage, utc
 
 pytestmark = pytest.mark.django_db
 

@@ -22,9 +22,9 @@ from core.queue import enqueue_on_commit
 from invoices.models import Bill
 from payments.models import LedgerEntry
 from payments.services import topup_record
+from tests.support import add_price, add_usage, utc
 from usage.models import DailyUsage
 
-from .conftest import add_price, add_usage, utc
 from .test_worker_e2e import require_services, start_worker, stop_worker
 
 ACCOUNTS = 120

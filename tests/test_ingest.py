@@ -17,7 +17,7 @@ from django.db import transaction
 
 from accounts.models import Account
 from core.periods import Period
-from tests.conftest import add_price, add_usage, utc
+from tests.support import add_price, add_usage, utc
 from usage.ingest import ERROR_LIST_CAP, FileSource, ImportRejected, RecordsSource
 from usage.models import DailyUsage, ImportOrigin, Region, UsageImport, UsageImportLine
 from usage.services import usage_import

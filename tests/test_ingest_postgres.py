@@ -16,7 +16,7 @@ from django.db import connection, transaction
 
 from accounts.models import Account
 from core.periods import Period, parse_occurred_at
-from tests.conftest import add_price, add_usage, failures, run_concurrently, utc
+from tests.support import add_price, add_usage, failures, run_concurrently, utc
 from usage import services
 from usage.ingest import Catalog, FileSource, ImportRejected
 from usage.ingest import totals as ingest_totals

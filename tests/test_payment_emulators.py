@@ -23,9 +23,9 @@ from payments.emulators import alipay as alipay_emulator
 from payments.emulators import delivery
 from payments.emulators import paypal as paypal_emulator
 from payments.models import LedgerEntry, Payment, PaymentEvent
+from tests.support import PASSWORD
+from tests.support.payments import line_states, overdrawn
 
-from .conftest import PASSWORD
-from .test_payment_support import line_states, overdrawn
 from .test_settings import run_manage
 
 pytestmark = pytest.mark.django_db(transaction=True)

@@ -13,9 +13,8 @@ from django.test import Client
 
 from accounts.models import User
 from payments.models import LedgerEntry, Payment, PaymentEvent
-
-from .conftest import PASSWORD
-from .test_payment_support import breakdown_token, line_states
+from tests.support import PASSWORD
+from tests.support.payments import breakdown_token, line_states
 
 pytestmark = pytest.mark.django_db
 D = Decimal

@@ -12,8 +12,7 @@ from core.periods import (
     parse_occurred_at,
     periods_between,
 )
-
-from .conftest import utc
+from tests.support import utc
 
 # period, first day, last day, number of days
 CALENDAR = [

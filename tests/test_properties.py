@@ -28,9 +28,8 @@ from invoices.selectors import billing_estimate
 from payments.models import LedgerEntry
 from payments.selectors import funds_balances
 from payments.services import topup_record
+from tests.support import add_pack, add_price, add_usage
 from usage.models import CATALOG_ORDER, EMAIL_RESULTS, DailyUsage, EmailPack
-
-from .conftest import add_pack, add_price, add_usage
 
 EXAMPLES = int(os.environ.get("HYPOTHESIS_EXAMPLES", "40"))
 HISTORY = settings(max_examples=EXAMPLES, deadline=None,

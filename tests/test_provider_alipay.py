@@ -15,8 +15,7 @@ from django.test import Client
 from payments.models import LedgerEntry, Payment, PaymentEvent
 from payments.providers.alipay import signing_string
 from payments.providers.base import rsa_private_key_load, rsa_public_key_load, rsa_sha256_sign, rsa_sha256_verify
-
-from .test_payment_support import breakdown_token, line_states
+from tests.support.payments import breakdown_token, line_states
 
 pytestmark = pytest.mark.django_db
 APP_ID = "2021000000000001"

@@ -20,8 +20,7 @@ from django.test import Client
 from payments.models import LedgerEntry, Payment, PaymentEvent
 from payments.providers import paypal
 from payments.providers.base import ProviderUnavailable, rsa_sha256_sign
-
-from .test_payment_support import breakdown_token, line_states
+from tests.support.payments import breakdown_token, line_states
 
 pytestmark = pytest.mark.django_db
 WEBHOOK_ID = "8PT597110X687430LKGECATA"

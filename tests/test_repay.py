@@ -15,9 +15,8 @@ from accounts.models import Membership, User
 from payments.models import LedgerEntry, Payment, PaymentEvent
 from payments.providers.sandbox import notification_sign
 from payments.selectors import funds_balances
-
-from .conftest import PASSWORD
-from .test_payment_support import breakdown_token, later_overdraft, ledger, line_states, overdrawn
+from tests.support import PASSWORD
+from tests.support.payments import breakdown_token, later_overdraft, ledger, line_states, overdrawn
 
 pytestmark = pytest.mark.django_db
 

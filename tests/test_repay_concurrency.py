@@ -11,9 +11,8 @@ from django.test import Client
 from accounts.models import User
 from payments.models import LedgerEntry, Payment
 from payments.providers.sandbox import notification_sign
-
-from .conftest import run_concurrently
-from .test_payment_support import breakdown_token, line_states, overdrawn
+from tests.support import run_concurrently
+from tests.support.payments import breakdown_token, line_states, overdrawn
 
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
 

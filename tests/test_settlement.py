@@ -19,9 +19,8 @@ from invoices.selectors import billing_estimate
 from payments.models import LedgerEntry
 from payments.selectors import funds_balances
 from payments.services import topup_record
+from tests.support import add_pack, add_price, add_usage, utc
 from usage.models import DailyUsage
-
-from .conftest import add_pack, add_price, add_usage, utc
 
 pytestmark = pytest.mark.django_db
 

@@ -7,8 +7,7 @@ import time_machine
 from django.core.management import CommandError, call_command
 
 from invoices.models import Bill
-
-from .conftest import add_price, add_usage, utc
+from tests.support import add_price, add_usage, utc
 
 pytestmark = pytest.mark.django_db
 

@@ -20,9 +20,8 @@ from invoices.models import Bill, BillLine, PackDeduction
 from payments.models import LedgerEntry
 from payments.selectors import funds_balances
 from payments.services import topup_record
+from tests.support import add_pack, add_price, add_usage, missing_service, utc
 from usage.models import DailyUsage
-
-from .conftest import add_pack, add_price, add_usage, missing_service, utc
 
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
 

@@ -18,8 +18,7 @@ from core.periods import Period
 from invoices.models import Bill, Statement, StatementCounter
 from invoices.statements import statement_issue
 from payments.services import topup_record
-
-from .conftest import PASSWORD, add_pack, add_price, add_usage, utc
+from tests.support import PASSWORD, add_pack, add_price, add_usage, utc
 
 pytestmark = pytest.mark.django_db
 

@@ -12,8 +12,8 @@ from django.core.mail.backends.locmem import EmailBackend as LocmemBackend
 from accounts.models import Account
 from invoices.models import Bill, Statement, StatementCounter
 from invoices.statements import statement_email_send, statement_issue
+from tests.support import failures, run_concurrently, utc
 
-from .conftest import failures, run_concurrently, utc
 from .test_statement import use_private_media
 
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]

@@ -20,8 +20,7 @@ from accounts.models import BillingInfo
 from aurora_billing.settlement import bill_settle
 from core.periods import Period
 from payments.services import topup_create
-
-from .conftest import add_price, add_usage, utc
+from tests.support import add_price, add_usage, utc
 
 pytestmark = pytest.mark.django_db
 

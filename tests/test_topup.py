@@ -11,8 +11,7 @@ from django.utils import timezone
 
 from payments.models import LedgerEntry, Payment
 from payments.selectors import funds_balances
-
-from .test_payment_support import NOV_SETTLED, later_overdraft, ledger, line_states
+from tests.support.payments import NOV_SETTLED, later_overdraft, ledger, line_states
 
 pytestmark = pytest.mark.django_db
 D = Decimal

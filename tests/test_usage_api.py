@@ -11,7 +11,7 @@ from django.test import Client
 from django.utils import timezone
 
 from accounts.models import Account, User
-from tests.conftest import add_usage, failures, run_concurrently
+from tests.support import add_usage, failures, run_concurrently
 from usage.api import MAX_BODY_BYTES, MAX_RECORDS
 from usage.models import DailyUsage, ImportOrigin, IngestToken, Region, UsageImport
 from usage.selectors import token_digest

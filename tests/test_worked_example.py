@@ -8,8 +8,7 @@ from core.periods import Period
 from invoices.models import PackDeduction
 from payments.models import LedgerEntry
 from payments.selectors import funds_balances
-
-from .conftest import utc
+from tests.support import utc
 
 pytestmark = pytest.mark.django_db
 

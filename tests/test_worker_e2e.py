@@ -20,9 +20,9 @@ from django_celery_beat.models import PeriodicTask
 from aurora_billing.beat import beat_schedule_sync
 from aurora_billing.celery import app
 from invoices.models import Bill
+from tests.support import add_usage, missing_service, worked_example_prices, worked_example_seed
 from usage.models import DailyUsage
 
-from .conftest import add_usage, missing_service, worked_example_prices, worked_example_seed
 from .test_settlement_concurrency import database_url_of_test_db
 
 pytestmark = [pytest.mark.worker, pytest.mark.postgres,

@@ -12,7 +12,7 @@ from django.utils import timezone
 from aurora_billing.settlement import bill_settle
 from core.periods import Period
 from payments.services import topup_record
-from tests.conftest import add_pack, add_price, add_usage
+from tests.support import add_pack, add_price, add_usage
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 

@@ -8,7 +8,7 @@ from decimal import Decimal
 import pytest
 
 from payments.models import Payment
-from tests.test_payment_support import later_overdraft, line_states, overdrawn
+from tests.support.payments import later_overdraft, line_states, overdrawn
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 

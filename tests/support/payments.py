@@ -1,4 +1,4 @@
-"""Shared set-up for the payment tests (no tests here).
+"""Shared set-up for the payment tests.
 
 ``overdrawn(acme)`` settles billing-rules §8's worked example: account acme
 has two Overdrawn lines of 2026-10, email/sg 0.40 and data_flow/sg 1.32,
@@ -15,7 +15,8 @@ from core.periods import Period
 from invoices.models import BillLine
 from payments.models import LedgerEntry
 
-from .conftest import add_price, add_usage, utc, worked_example_prices, worked_example_seed
+from .data import add_price, add_usage, worked_example_prices, worked_example_seed
+from .services import utc
 
 OCT_SETTLED = utc(2026, 11, 1, 7)
 NOV_SETTLED = utc(2026, 12, 1, 7)
