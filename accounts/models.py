@@ -6,9 +6,12 @@ import uuid
 from django.conf import settings
 from django.contrib.auth.base_user import AbstractBaseUser, BaseUserManager
 from django.contrib.auth.models import PermissionsMixin
+from django.core.exceptions import ValidationError
 from django.db import models
 from django.db.models.functions import Lower
 from django.utils import timezone
+
+from core.money import currency_check
 
 
 class UserManager(BaseUserManager):
@@ -77,6 +80,12 @@ class Account(models.Model):
 
     def __str__(self) -> str:
         return f"{self.name} ({self.code})"
+
+    def clean(self) -> None:
+        try:
+            currency_check(self.currency)
+        except ValueError as exc:
+            raise ValidationError({"currency": str(exc)}) from None
 
 
 class Role(models.TextChoices):

@@ -8,6 +8,11 @@ Precision (also the database column definitions):
 - usage quantities: up to 6 decimal places, ``Decimal(20, 6)`` (emails,
   IPs, requests and certificates are whole numbers; data flow is GB).
 
+Currencies: amounts are kept and rounded in cents, so an account (and a
+price) may be in any ISO 4217 currency whose minor unit is 2 decimals;
+``currency_check`` refuses the others (JPY has 0, KWD 3, CLF 4) with a
+clear error rather than bill them in a precision they do not have.
+
 ``round_money`` is the only place an amount is rounded (billing-rules §5:
 half up, once per line).
 """
@@ -29,6 +34,31 @@ QUANTITY_DIGITS = 20
 
 # Data flow free allowance per billable email: 200 KB = 0.0002 GB (§4).
 FREE_GB_PER_EMAIL = Decimal("0.0002")
+
+
+# ISO 4217 (list one, 2024) codes whose minor unit is not 2 decimals, and
+# the codes without one (precious metals, funds, testing codes).
+MINOR_UNITS_NOT_2 = {
+    **dict.fromkeys(["BIF", "CLP", "DJF", "GNF", "ISK", "JPY", "KMF", "KRW", "PYG", "RWF", "UGX", "UYI", "VND",
+                     "VUV", "XAF", "XOF", "XPF"], 0),
+    **dict.fromkeys(["BHD", "IQD", "JOD", "KWD", "LYD", "OMR", "TND"], 3),
+    **dict.fromkeys(["CLF", "UYW"], 4),
+    **dict.fromkeys(["XAG", "XAU", "XBA", "XBB", "XBC", "XBD", "XDR", "XPD", "XPT", "XSU", "XTS", "XUA", "XXX"],
+                    None),
+}
+
+
+def currency_check(code: str) -> str:
+    """``code`` if it is a three-letter ISO 4217 code billed in cents; else
+    ValueError saying why."""
+    if not (isinstance(code, str) and len(code) == 3 and code.isascii() and code.isalpha() and code.isupper()):
+        raise ValueError(f"currency {code!r} is not a three-letter ISO 4217 code (e.g. USD)")
+    if code in MINOR_UNITS_NOT_2:
+        places = MINOR_UNITS_NOT_2[code]
+        what = "has no minor unit" if places is None else f"has {places} decimal places"
+        raise ValueError(f"currency {code} {what}; amounts here are kept in cents, so only currencies "
+                         "with 2 decimal places (USD, CNY, EUR, SGD …) can be billed")
+    return code
 
 
 def round_money(value: Decimal) -> Decimal:
