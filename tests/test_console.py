@@ -13,7 +13,7 @@ from django.test.utils import CaptureQueriesContext
 
 from accounts.middleware import SESSION_KEY
 from accounts.models import Membership, User
-from aurora_billing.console import (
+from aurora_billing.console.page import (
     EMPTY,
     PENDING,
     SETTLED,

@@ -1,4 +1,4 @@
-"""The console's server-rendered daily charts (aurora_billing.charts)."""
+"""The console's server-rendered daily charts (aurora_billing.console.charts)."""
 from __future__ import annotations
 
 import datetime as dt
@@ -6,7 +6,7 @@ from decimal import Decimal
 
 import pytest
 
-from aurora_billing.charts import PLOT_BOTTOM, PLOT_TOP, compact_number, daily_charts, nice_ceiling
+from aurora_billing.console.charts import PLOT_BOTTOM, PLOT_TOP, compact_number, daily_charts, nice_ceiling
 from core.periods import Period
 
 NOVEMBER = Period(2026, 11)
