@@ -18,6 +18,9 @@ def main(argv: list[str]) -> int:
     here = Path(__file__).parent
     available = sorted(m.name[len("bench_"):] for m in pkgutil.iter_modules([str(here)])
                        if m.name.startswith("bench_"))
+    if {"-h", "--help"} & set(argv):
+        print(__doc__.strip() + f"\n\nAvailable: {', '.join(available)}")
+        return 0
     names = argv or available
     unknown = [n for n in names if n not in available]
     if unknown:
