@@ -25,7 +25,7 @@ from django.core.validators import URLValidator, validate_email
 from django.db import transaction
 
 from accounts.models import Account, BillingInfo, BillingInfoChange, Membership, Role, User
-from aurora_billing.money import parse_decimal
+from aurora_billing.money import parse_plain_decimal
 from aurora_billing.periods import parse_day
 from payments.models import EntryKind, LedgerEntry
 from usage.models import CATALOG_ORDER, EmailPack, Price, Region
@@ -137,9 +137,9 @@ class _Checker:
             self.err(path, "must be a decimal string, e.g. \"0.000300\"")
             return None
         try:
-            number = parse_decimal(value, places=places, what="value")
+            number = parse_plain_decimal(value, places=places, what="value")
         except ValueError as exc:
-            self.err(path, str(exc).replace("value ", "", 1) if str(exc).startswith("value ") else str(exc))
+            self.err(path, str(exc).removeprefix("value "))
             return None
         if number >= MAX_DECIMAL:
             self.err(path, f"must be less than {MAX_DECIMAL}")
@@ -147,12 +147,17 @@ class _Checker:
         return number
 
     def whole(self, value: Any, path: str) -> int | None:
-        if isinstance(value, bool) or not (
-            isinstance(value, int) or (isinstance(value, str) and value.isascii() and value.isdigit())
-        ) or int(value) < 0:
+        """A JSON integer ≥ 0, or a string of the plain grammar's digits."""
+        if isinstance(value, str):
+            try:
+                value = int(parse_plain_decimal(value, places=0, what="value"))
+            except ValueError as exc:
+                self.err(path, str(exc).removeprefix("value "))
+                return None
+        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
             self.err(path, "must be a whole number ≥ 0")
             return None
-        if int(value) > MAX_QUANTITY:
+        if value > MAX_QUANTITY:
             self.err(path, f"must be at most {MAX_QUANTITY}")
             return None
         return int(value)

@@ -3,6 +3,7 @@ from pathlib import Path
 
 from django.core.management.base import BaseCommand, CommandError
 
+from aurora_billing.money import json_integer
 from aurora_billing.provisioning import ProvisionError, provision_apply
 
 
@@ -15,7 +16,8 @@ class Command(BaseCommand):
     def handle(self, *args, file, **options):
         path = Path(file)
         try:
-            data = json.loads(path.read_text(encoding="utf-8"))
+            # -0 stays as written (a JsonNumber), so it is refused as in a string.
+            data = json.loads(path.read_text(encoding="utf-8"), parse_int=json_integer)
         except FileNotFoundError:
             raise CommandError(f"{file}: no such file") from None
         except UnicodeDecodeError:
