@@ -207,7 +207,7 @@ def test_a_revoked_token_is_replaced_and_an_ambiguous_name_refused():
     with pytest.raises(ProvisionError) as info:
         provision_apply(data=token_doc())
     assert info.value.errors == ["ingest_tokens[0].name: 2 active ingest tokens are named 'delivery platform'; "
-                                 "revoke or rename the extra ones in admin"]
+                                 "revoke the extra ones in admin"]
     assert dump() == before
 
 

@@ -129,18 +129,24 @@ class Kind(NamedTuple):
 
 
 class Catalog:
-    """The codes a record may use, read once per import."""
+    """The codes a record may use, read once per import. ``only``: the one
+    account a tenant ingest token writes (``accounts`` holds just it);
+    every other account, known or not, gets the same reason, so a tenant
+    learns no other account's code."""
 
-    def __init__(self, accounts: dict[str, int], regions: set[str]) -> None:
+    def __init__(self, accounts: dict[str, int], regions: set[str], only: str | None = None) -> None:
         self.accounts = accounts  # code → id
         self.regions = regions
+        self.only = only
         # "account,region,service,result" → Kind, for the combinations found valid
         self.kinds: dict[str, Kind] = {}
 
     @classmethod
-    def load(cls) -> Catalog:
-        return cls(dict(Account.objects.values_list("code", "id")),
-                   set(Region.objects.values_list("code", flat=True)))
+    def load(cls, *, only: Account | None = None) -> Catalog:
+        regions = set(Region.objects.values_list("code", flat=True))
+        if only is not None:
+            return cls({only.code: only.pk}, regions, only=only.code)
+        return cls(dict(Account.objects.values_list("code", "id")), regions)
 
     def kind(self, account: str, region: str, service: str, result: str) -> Kind:
         """The combination's Kind; InvalidRecord with every problem."""
@@ -149,8 +155,11 @@ class Catalog:
         if found is not None:
             return found
         reasons = []
-        if account not in self.accounts:
-            reasons.append(f"unknown account {account!r}" if account else "account is empty")
+        if not account:
+            reasons.append("account is empty")
+        elif account not in self.accounts:
+            reasons.append(f"account {account!r} is not {self.only!r}, the only account this token writes"
+                           if self.only else f"unknown account {account!r}")
         if region not in self.regions:
             reasons.append(f"unknown region {region!r}" if region else "region is empty")
         if service not in CATALOG_ORDER:

@@ -2,6 +2,7 @@ import json
 from pathlib import Path
 
 from django.core.management.base import BaseCommand, CommandError
+from django.utils import timezone
 
 from aurora_billing.money import json_integer
 from aurora_billing.provisioning import ProvisionError, provision_apply
@@ -27,10 +28,13 @@ class Command(BaseCommand):
         except OSError as exc:
             raise CommandError(f"{file}: cannot read ({exc.strerror or exc})") from None
         try:
-            result = provision_apply(data=data)
+            result = provision_apply(data=data, now=timezone.now())
         except ProvisionError as exc:
             count = len(exc.errors)
             raise CommandError(
                 f"{file}: {count} problem{'s' if count != 1 else ''}, nothing was written:\n{exc}"
             ) from None
         self.stdout.write(f"Provisioned {file}: {result.summary()}")
+        for name, scope, raw in result.tokens:
+            # Shown once: only its SHA-256 is stored.
+            self.stdout.write(f"New ingest token {name!r} (writes {scope}): {raw}")
