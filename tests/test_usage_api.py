@@ -448,6 +448,7 @@ def test_staff_create_a_token_in_admin_and_see_it_once(staff_client, acme):
     html = response.content.decode()
     raw = re.search(r'value="(aur_ingest_[^"]+)"', html).group(1)
     assert "Copy the token now: it is not stored and will not be shown again." in html
+    assert "It writes usage for every account." in html
     stored = IngestToken.objects.get()
     assert (stored.name, stored.token_sha256, stored.created_by.email) == (
         "platform sg", token_digest(raw), "admin@aurora.example")
@@ -475,7 +476,9 @@ def test_staff_create_a_tenant_token_in_admin_and_change_its_account(staff_clien
     beta = Account.objects.create(code="beta", name="Beta")
     response = staff_client.post("/admin/usage/ingesttoken/add/", {"name": "acme pipeline", "account": acme.pk})
     assert response.status_code == 200
-    raw = re.search(r'value="(aur_ingest_[^"]+)"', response.content.decode()).group(1)
+    html = response.content.decode()
+    raw = re.search(r'value="(aur_ingest_[^"]+)"', html).group(1)
+    assert "It writes usage for account acme only." in html
     stored = IngestToken.objects.get()
     assert stored.account == acme
     assert post_with(raw, {"records": [record(account="beta")]}).status_code == 400
