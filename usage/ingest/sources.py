@@ -367,22 +367,22 @@ def _array_streamed(text: str, i: int, limit: int) -> tuple[list, int]:
     if text[i:i + 1] == "]":
         return items, i + 1
     try:
-        while True:
-            if len(items) == limit:
-                raise TooManyRecords(limit)
+        for _ in range(limit):
             item, i = decode(text, i)
             append(item)
             comma = next_element(text, i)
             if comma is None:
-                i = skip(text, i).end()
-                if text[i:i + 1] == "]":
-                    break
-                raise ValueError("no comma")
+                break
             i = comma.end()
+        else:  # a comma after element ``limit``: one more follows
+            raise TooManyRecords(limit)
     except StopIteration:  # scan_once's "Expecting value"
         raise ValueError("no value") from None
     except RecursionError:
         raise JsonTooDeep from None
+    i = skip(text, i).end()
+    if text[i:i + 1] != "]":
+        raise ValueError("no comma")
     # An element nests at most as deep as it has brackets, and the
     # containers among them have one each at least; so unless the array's
     # brackets exceed that by ``room``, no element can nest deeper.
