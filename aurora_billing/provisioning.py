@@ -23,12 +23,14 @@ from django.contrib.auth.hashers import check_password
 from django.core.exceptions import ValidationError
 from django.core.validators import URLValidator, validate_email
 from django.db import transaction
+from django.utils import timezone
 
 from accounts.models import Account, BillingInfo, BillingInfoChange, Membership, Role, User
-from core.money import parse_decimal
+from core.money import parse_plain_decimal
 from core.periods import parse_day
 from payments.models import EntryKind, LedgerEntry
-from usage.models import CATALOG_ORDER, EmailPack, Price, Region
+from usage.models import CATALOG_ORDER, EmailPack, IngestToken, Price, Region
+from usage.services import ingest_token_create, ingest_token_set_account
 
 CODE_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,31}$")
 ACCOUNT_CODE_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
@@ -60,13 +62,17 @@ class ProvisionResult:
     created: dict[str, int] = field(default_factory=dict)
     updated: dict[str, int] = field(default_factory=dict)
     unchanged: dict[str, int] = field(default_factory=dict)
+    # Ingest tokens created now: (name, what it writes, the token). The
+    # token is not stored; this is the one chance to show it.
+    tokens: list[tuple[str, str, str]] = field(default_factory=list)
 
     def count(self, kind: str, outcome: str) -> None:
         bucket = getattr(self, outcome)
         bucket[kind] = bucket.get(kind, 0) + 1
 
     def summary(self) -> str:
-        kinds = ["regions", "prices", "accounts", "users", "memberships", "packs", "topups", "billing_info"]
+        kinds = ["regions", "prices", "accounts", "users", "memberships", "packs", "topups", "billing_info",
+                 "ingest_tokens"]
         parts = []
         for kind in kinds:
             c, u, n = (self.created.get(kind, 0), self.updated.get(kind, 0), self.unchanged.get(kind, 0))
@@ -137,9 +143,9 @@ class _Checker:
             self.err(path, "must be a decimal string, e.g. \"0.000300\"")
             return None
         try:
-            number = parse_decimal(value, places=places, what="value")
+            number = parse_plain_decimal(value, places=places, what="value")
         except ValueError as exc:
-            self.err(path, str(exc).replace("value ", "", 1) if str(exc).startswith("value ") else str(exc))
+            self.err(path, str(exc).removeprefix("value "))
             return None
         if number >= MAX_DECIMAL:
             self.err(path, f"must be less than {MAX_DECIMAL}")
@@ -147,12 +153,17 @@ class _Checker:
         return number
 
     def whole(self, value: Any, path: str) -> int | None:
-        if isinstance(value, bool) or not (
-            isinstance(value, int) or (isinstance(value, str) and value.isascii() and value.isdigit())
-        ) or int(value) < 0:
+        """A JSON integer ≥ 0, or a string of the plain grammar's digits."""
+        if isinstance(value, str):
+            try:
+                value = int(parse_plain_decimal(value, places=0, what="value"))
+            except ValueError as exc:
+                self.err(path, str(exc).removeprefix("value "))
+                return None
+        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
             self.err(path, "must be a whole number ≥ 0")
             return None
-        if int(value) > MAX_QUANTITY:
+        if value > MAX_QUANTITY:
             self.err(path, f"must be at most {MAX_QUANTITY}")
             return None
         return int(value)
@@ -170,9 +181,9 @@ class _Checker:
 def provision_validate(*, data: Any) -> dict:
     """Check the whole document; return it normalised, or raise ProvisionError."""
     c = _Checker()
-    if not c.obj(data, DOCUMENT_PATH, (), ("regions", "prices", "accounts")):
+    if not c.obj(data, DOCUMENT_PATH, (), ("regions", "prices", "accounts", "ingest_tokens")):
         raise ProvisionError(c.errors)
-    out: dict[str, list] = {"regions": [], "prices": [], "accounts": []}
+    out: dict[str, list] = {"regions": [], "prices": [], "accounts": [], "ingest_tokens": []}
 
     region_codes = set(Region.objects.values_list("code", flat=True))
     seen_regions: set[str] = set()
@@ -342,6 +353,39 @@ def provision_validate(*, data: Any) -> dict:
                 account["billing_info"] = values
         out["accounts"].append(account)
 
+    # Ingest tokens (an extension): keyed by name among the active tokens;
+    # ``account`` names the one account a tenant token writes, none a
+    # platform token.
+    known_accounts: set[str] | None = None
+    seen_tokens: set[str] = set()
+    for i, item in enumerate(c.lst(data.get("ingest_tokens"), "ingest_tokens")):
+        path = f"ingest_tokens[{i}]"
+        if not c.obj(item, path, ("name",), ("account",)):
+            continue
+        name = c.text(item["name"], f"{path}.name", max_length=_max_length(IngestToken, "name"))
+        if name in seen_tokens:
+            c.err(f"{path}.name", f"duplicate ingest token name {name!r}")
+            name = None
+        elif name:
+            active = IngestToken.objects.filter(name=name, revoked_at__isnull=True).count()
+            if active > 1:
+                c.err(f"{path}.name", f"{active} active ingest tokens are named {name!r}; "
+                                      "revoke the extra ones in admin")
+                name = None
+        code = item.get("account")
+        if code is not None:
+            if known_accounts is None:
+                known_accounts = seen_accounts | set(Account.objects.values_list("code", flat=True))
+            if not isinstance(code, str):
+                c.err(f"{path}.account", "must be an account code (a string)")
+                name = None
+            elif code not in known_accounts:
+                c.err(f"{path}.account", f"unknown account {code!r}")
+                name = None
+        if name:
+            seen_tokens.add(name)
+            out["ingest_tokens"].append({"name": name, "account": code})
+
     if c.errors:
         raise ProvisionError(c.errors)
     return out
@@ -367,9 +411,11 @@ def _upsert(model, lookup: dict, values: dict, result: ProvisionResult, kind: st
     return obj
 
 
-def provision_apply(*, data: Any) -> ProvisionResult:
-    """Validate ``data`` completely, then write it in one transaction."""
+def provision_apply(*, data: Any, now: dt.datetime | None = None) -> ProvisionResult:
+    """Validate ``data`` completely, then write it in one transaction.
+    ``now``: when ingest tokens created now are made (default: now)."""
     doc = provision_validate(data=data)
+    now = now or timezone.now()
     result = ProvisionResult()
     with transaction.atomic():
         for region in doc["regions"]:
@@ -415,6 +461,8 @@ def provision_apply(*, data: Any) -> ProvisionResult:
                     result.count("topups", "unchanged")
             if acc["billing_info"]:
                 _provision_billing_info(account, acc["billing_info"], result)
+        for token_doc in doc["ingest_tokens"]:
+            _provision_ingest_token(token_doc, result, now)
         if errors:
             transaction.set_rollback(True)
             raise ProvisionError(errors)
@@ -445,6 +493,21 @@ def _provision_user(account: Account, doc: dict, result: ProvisionResult) -> Non
             user.save(update_fields=changed)
         result.count("users", "updated" if changed else "unchanged")
     _upsert(Membership, {"user": user, "account": account}, {"role": doc["role"]}, result, "memberships")
+
+
+def _provision_ingest_token(doc: dict, result: ProvisionResult, now: dt.datetime) -> None:
+    """The active token named ``doc["name"]`` writes ``doc["account"]``
+    (None: every account); a new one is made when there is none."""
+    account = Account.objects.get(code=doc["account"]) if doc["account"] else None
+    token = IngestToken.objects.filter(name=doc["name"], revoked_at__isnull=True).first()
+    if token is None:
+        token, raw = ingest_token_create(name=doc["name"], account=account, created_by=None, now=now)
+        result.count("ingest_tokens", "created")
+        result.tokens.append((token.name, token.scope, raw))
+    elif ingest_token_set_account(token=token, account=account, changed_by="provision"):
+        result.count("ingest_tokens", "updated")
+    else:
+        result.count("ingest_tokens", "unchanged")
 
 
 def _provision_billing_info(account: Account, values: dict, result: ProvisionResult) -> None:

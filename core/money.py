@@ -18,6 +18,7 @@ half up, once per line).
 """
 from __future__ import annotations
 
+import re
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 
 CENT = Decimal("0.01")
@@ -96,3 +97,61 @@ def format_quantity(value: Decimal) -> str:
     if value == value.to_integral_value():
         return f"{value.quantize(Decimal(1)):f}"
     return f"{value.normalize():f}"
+
+
+# --- the plain grammar of decimals typed into files, requests and provisioning ---
+
+_WHOLE_TEXT = re.compile(r"(?:0|[1-9][0-9]*)\Z")
+_FRACTION_TEXT = re.compile(r"(?:0|[1-9][0-9]*)\.([0-9]+)\Z")
+_NEGATIVE_TEXT = re.compile(r"-[0-9]+(?:\.[0-9]+)?\Z")
+_LEADING_ZERO_TEXT = re.compile(r"0[0-9]+(?:\.[0-9]+)?\Z")
+_NOT_WRITTEN = "no sign, spaces, exponent or separators"
+
+
+def parse_plain_decimal(text: str, *, places: int, what: str = "value") -> Decimal:
+    """A decimal written plainly: ASCII digits without a leading zero
+    (``0|[1-9][0-9]*``) and, when ``places`` > 0, optionally a point and 1
+    to ``places`` digits (``123.456789``). Everything ``Decimal()`` also
+    reads is refused: exponents, signs (``-0`` and ``+7`` too), spaces,
+    ``_`` separators, digits of other scripts (full-width ``１０``,
+    Arabic-Indic ``٣``), ``NaN``. ValueError says what is wrong."""
+    if _WHOLE_TEXT.match(text):
+        return Decimal(text)
+    fraction = _FRACTION_TEXT.match(text)
+    if fraction and places and len(fraction.group(1)) <= places:
+        return Decimal(text)
+    if not text:
+        raise ValueError(f"{what} is empty")
+    if fraction:
+        if not places:
+            raise ValueError(f"{what} must be a whole number, got {text!r}")
+        raise ValueError(f"{what} {text!r} has more than {places} decimal places")
+    if _NEGATIVE_TEXT.match(text) and Decimal(text):
+        raise ValueError(f"{what} must be ≥ 0")
+    if _LEADING_ZERO_TEXT.match(text):
+        raise ValueError(f"{what} {text!r} has a leading zero")
+    if not places:
+        raise ValueError(f"{what} {text!r} is not a whole number in plain digits 0-9 ({_NOT_WRITTEN})")
+    raise ValueError(f"{what} {text!r} is not a plain decimal: digits 0-9, and at most {places} decimals "
+                     f"after a '.' ({_NOT_WRITTEN})")
+
+
+class JsonNumber(Decimal):
+    """A JSON number read exactly, keeping ``text``: the number as written,
+    so the plain grammar judges ``1e3``, ``1.0`` or ``-0`` as they came
+    (``Decimal`` would print ``1E+3``). ``str()`` is the Decimal's."""
+
+    text: str
+
+
+def json_number(text: str) -> JsonNumber:
+    """``parse_float`` for ``json``: every number with a fraction or an exponent."""
+    number = JsonNumber(text)
+    number.text = text
+    return number
+
+
+def json_integer(text: str) -> int | JsonNumber:
+    """``parse_int`` for ``json``: an int, exact; but ``-0``, which an int
+    would turn into a plain ``0``, stays as written."""
+    return json_number(text) if text == "-0" else int(text)

@@ -209,10 +209,12 @@ GOOD = "2026-10-05,acme,sg,email,delivered,1"
      "occurred_at '2026-10-05T25:30:00+08:00' is neither YYYY-MM-DD nor an ISO 8601 instant with offset"),
     ("1999-12-31,acme,sg,email,delivered,1", "occurred_at '1999-12-31' is outside 2000-2099"),
     ("2026-10-05,acme,sg,email,delivered,", "quantity is empty"),
-    ("2026-10-05,acme,sg,email,delivered,many", "quantity 'many' is not a number"),
+    ("2026-10-05,acme,sg,email,delivered,many",
+     "quantity 'many' is not a whole number in plain digits 0-9 (no sign, spaces, exponent or separators)"),
     ("2026-10-05,acme,sg,email,delivered,-1", "quantity must be ≥ 0"),
-    ("2026-10-05,acme,sg,data_flow,,NaN", "quantity 'NaN' is not a finite number"),
-    ("2026-10-05,acme,sg,data_flow,,Infinity", "quantity 'Infinity' is not a finite number"),
+    ("2026-10-05,acme,sg,data_flow,,Infinity",
+     "quantity 'Infinity' is not a plain decimal: digits 0-9, and at most 6 decimals after a '.' "
+     "(no sign, spaces, exponent or separators)"),
     ("2026-10-05,acme,sg,data_flow,,1.1234567", "quantity '1.1234567' has more than 6 decimal places"),
     ("2026-10-05,acme,sg,data_flow,,100000000000000",
      "quantity '100000000000000' is too large (at most 99999999999999.999999)"),
@@ -242,11 +244,101 @@ def test_each_bad_field_rejects_the_file(catalog, tmp_path, row, reason):
     "2026-10-05,acme,sg,data_flow,,0.000001",
     "2026-10-05,acme,sg,data_flow,,12",
     "2026-10-05,acme,sg,email,delivered,0",
-    "2026-10-05,acme,sg,email,delivered,8000.0",
     "2026-10-05,acme,sg,data_flow,,999999999.999999",
 ])
 def test_edge_quantities_are_accepted(catalog, tmp_path, row):
     assert import_file(write(tmp_path, HEADER + row + "\n")).usage_import.records == 1
+
+
+WHOLE_FORM = "is not a whole number in plain digits 0-9 (no sign, spaces, exponent or separators)"
+DECIMAL_FORM = ("is not a plain decimal: digits 0-9, and at most 6 decimals after a '.' "
+                "(no sign, spaces, exponent or separators)")
+# Quantities that Decimal() reads but the grammar refuses (issue #13.2): a
+# whole-number service takes 0|[1-9][0-9]*, data_flow also a plain decimal
+# with at most 6 places.
+LAX_QUANTITIES = [
+    ("email,delivered", "1e3", f"quantity '1e3' {WHOLE_FORM}"),
+    ("email,delivered", "1E3", f"quantity '1E3' {WHOLE_FORM}"),
+    ("email,delivered", "\uff11\uff10", f"quantity '\uff11\uff10' {WHOLE_FORM}"),  # full-width 10
+    ("email,delivered", "\u0663", f"quantity '\u0663' {WHOLE_FORM}"),  # Arabic-Indic 3
+    ("email,delivered", "1_000", f"quantity '1_000' {WHOLE_FORM}"),
+    ("email,delivered", " 5 ", f"quantity ' 5 ' {WHOLE_FORM}"),
+    ("email,delivered", "5 ", f"quantity '5 ' {WHOLE_FORM}"),
+    ("email,delivered", "\u00a05", f"quantity '\\xa05' {WHOLE_FORM}"),  # no-break space
+    ("email,delivered", "+7", f"quantity '+7' {WHOLE_FORM}"),
+    ("email,delivered", "-0", f"quantity '-0' {WHOLE_FORM}"),
+    ("email,delivered", "0x10", f"quantity '0x10' {WHOLE_FORM}"),
+    ("email,delivered", "5.", f"quantity '5.' {WHOLE_FORM}"),
+    ("email,delivered", ".5", f"quantity '.5' {WHOLE_FORM}"),
+    ("email,delivered", "007", "quantity '007' has a leading zero"),
+    ("email,delivered", "00", "quantity '00' has a leading zero"),
+    ("email,delivered", "8000.0", "email quantity must be a whole number, got '8000.0'"),
+    ("dedicated_ip,", "2.000000", "dedicated_ip quantity must be a whole number, got '2.000000'"),
+    ("data_flow,", "1e3", f"quantity '1e3' {DECIMAL_FORM}"),
+    ("data_flow,", "1.5e0", f"quantity '1.5e0' {DECIMAL_FORM}"),
+    ("data_flow,", "\uff11.\uff15", f"quantity '\uff11.\uff15' {DECIMAL_FORM}"),
+    ("data_flow,", "\u0661\u066b\u0665", f"quantity '\u0661\u066b\u0665' {DECIMAL_FORM}"),
+    ("data_flow,", "1_000.5", f"quantity '1_000.5' {DECIMAL_FORM}"),
+    ("data_flow,", " 1.5", f"quantity ' 1.5' {DECIMAL_FORM}"),
+    ("data_flow,", "+1.5", f"quantity '+1.5' {DECIMAL_FORM}"),
+    ("data_flow,", "-0.0", f"quantity '-0.0' {DECIMAL_FORM}"),
+    ("data_flow,", "-0", f"quantity '-0' {DECIMAL_FORM}"),
+    ("data_flow,", "1.", f"quantity '1.' {DECIMAL_FORM}"),
+    ("data_flow,", ".5", f"quantity '.5' {DECIMAL_FORM}"),
+    ("data_flow,", "NaN", f"quantity 'NaN' {DECIMAL_FORM}"),
+    ("data_flow,", "01.5", "quantity '01.5' has a leading zero"),
+    ("data_flow,", "-2.5", "quantity must be ≥ 0"),
+]
+
+
+@pytest.mark.parametrize(("kind", "quantity", "reason"), LAX_QUANTITIES)
+def test_lax_quantities_are_refused_in_csv(catalog, tmp_path, kind, quantity, reason):
+    error = rejected(write(tmp_path, HEADER + GOOD + f"\n2026-10-05,acme,sg,{kind},{quantity}\n"))
+    assert error.report() == [f"line 3: {reason}"]
+
+
+@pytest.mark.parametrize(("kind", "quantity", "reason"), LAX_QUANTITIES)
+def test_lax_quantities_are_refused_in_jsonl(catalog, tmp_path, kind, quantity, reason):
+    service, result = kind.split(",")
+    record = {"occurred_at": "2026-10-05", "account": "acme", "region": "sg", "service": service,
+              "result": result, "quantity": quantity}
+    good = json.dumps(dict(record, service="email", result="delivered", quantity=1))
+    error = rejected(write(tmp_path, f"{good}\n{json.dumps(record)}\n", "usage.jsonl"))
+    assert error.report() == [f"line 2: {reason}"]
+
+
+@pytest.mark.parametrize(("service", "number", "reason"), [
+    ("email", "1e3", f"quantity '1e3' {WHOLE_FORM}"),
+    ("email", "1E+3", f"quantity '1E+3' {WHOLE_FORM}"),
+    ("email", "-0", f"quantity '-0' {WHOLE_FORM}"),
+    ("email", "8000.0", "email quantity must be a whole number, got '8000.0'"),
+    ("data_flow", "1e3", f"quantity '1e3' {DECIMAL_FORM}"),
+    ("data_flow", "2.5E-1", f"quantity '2.5E-1' {DECIMAL_FORM}"),
+    ("data_flow", "-0.0", f"quantity '-0.0' {DECIMAL_FORM}"),
+    ("data_flow", "-0", f"quantity '-0' {DECIMAL_FORM}"),
+    ("data_flow", "0.0000001", "quantity '0.0000001' has more than 6 decimal places"),
+])
+def test_json_numbers_are_checked_as_written(catalog, tmp_path, service, number, reason):
+    """A JSON number is held to the grammar in the form it was written."""
+    result = '"delivered"' if service == "email" else "null"
+    line = (f'{{"occurred_at": "2026-10-05", "account": "acme", "region": "sg", "service": "{service}", '
+            f'"result": {result}, "quantity": {number}}}')
+    assert rejected(write(tmp_path, line + "\n", "usage.jsonl")).report() == [f"line 1: {reason}"]
+
+
+@pytest.mark.parametrize(("kind", "quantity", "value"), [
+    ("email,delivered", "0", "0"),
+    ("email,delivered", "10", "10"),
+    ("email,delivered", "99999999999999", "99999999999999"),
+    ("data_flow,", "0", "0"),
+    ("data_flow,", "0.5", "0.5"),
+    ("data_flow,", "123.456789", "123.456789"),
+    ("data_flow,", "0.000000", "0"),
+    ("data_flow,", "10.50", "10.5"),
+])
+def test_plain_quantities_are_accepted(catalog, tmp_path, kind, quantity, value):
+    import_file(write(tmp_path, HEADER + f"2026-10-05,acme,sg,{kind},{quantity}\n"))
+    assert DailyUsage.objects.get().quantity == Decimal(value)
 
 
 def test_whole_quantity_memo_does_not_leak_to_whole_services(catalog, tmp_path):
@@ -314,6 +406,23 @@ def test_jsonl_bad_lines(catalog, tmp_path, line, reason):
                        "result": "delivered", "quantity": "1"})
     error = rejected(write(tmp_path, f"{good}\n\n{line}\n{good}\n", "usage.jsonl"))
     assert error.report() == [f"line 3: {reason}"]
+
+
+@pytest.mark.parametrize("depth", [33, 200, 100_000])
+@pytest.mark.parametrize("shape", ["[{}]", '{{"occurred_at": "2026-10-05", "quantity": {}}}'])
+def test_jsonl_deeply_nested_line_is_a_line_error(catalog, tmp_path, depth, shape):
+    good = json.dumps({"occurred_at": "2026-10-05", "account": "acme", "region": "sg", "service": "email",
+                       "result": "delivered", "quantity": "1"})
+    nested = shape.format("[" * depth + "]" * depth)
+    error = rejected(write(tmp_path, f"{good}\n{nested}\n{good}\n", "usage.jsonl"))
+    assert error.report() == ["line 2: JSON nested deeper than 32 levels"]
+
+
+def test_jsonl_nesting_up_to_the_limit_is_an_ordinary_bad_line(catalog, tmp_path):
+    line = '{"occurred_at": "2026-10-05", "account": "acme", "region": "sg", "service": "email", ' \
+           '"result": "delivered", "quantity": ' + "[" * 31 + "]" * 31 + "}"
+    error = rejected(write(tmp_path, line + "\n", "usage.jsonl"))
+    assert error.report() == ["line 1: quantity must be a string, got " + "[" * 31 + "]" * 9 + "…"]
 
 
 def test_jsonl_invalid_utf8(catalog, tmp_path):

@@ -143,6 +143,94 @@ def test_a_booked_top_up_never_changes():
     assert dump() == before
 
 
+# --- ingest tokens ---------------------------------------------------------------------
+
+
+def token_doc(**changes) -> dict:
+    return doc(ingest_tokens=[{"name": "delivery platform"}, {"name": "acme pipeline", "account": "acme"}],
+               **changes)
+
+
+def test_ingest_tokens_are_provisioned_once_and_shown_once(tmp_path, capsys):
+    from usage.models import IngestToken
+    from usage.selectors import ingest_token_find
+
+    path = tmp_path / "setup.json"
+    path.write_text(json.dumps(token_doc(), ensure_ascii=False), encoding="utf-8")
+    call_command("provision", str(path))
+    out = capsys.readouterr().out
+    assert "ingest_tokens: 2 created, 0 updated, 0 unchanged" in out
+    shown = dict(re.findall(r"^New ingest token '([^']+)' \(writes [^)]+\): (aur_ingest_\S+)$", out, re.M))
+    assert set(shown) == {"delivery platform", "acme pipeline"}
+    assert "writes every account" in out and "writes account acme only" in out
+    platform, tenant = ingest_token_find(raw=shown["delivery platform"]), ingest_token_find(raw=shown["acme pipeline"])
+    assert platform.account is None and tenant.account.code == "acme"
+    assert all(raw not in str(row) for raw in shown.values() for row in IngestToken.objects.values())
+    before = dump()
+    call_command("provision", str(path))
+    out = capsys.readouterr().out
+    assert "ingest_tokens: 0 created, 0 updated, 2 unchanged" in out and "aur_ingest_" not in out
+    assert dump() == before
+
+
+def test_an_ingest_tokens_account_follows_the_file():
+    from usage.models import IngestToken
+
+    first = provision_apply(data=token_doc())
+    assert [name for name, _, _ in first.tokens] == ["delivery platform", "acme pipeline"]
+    moved = token_doc()
+    moved["ingest_tokens"][1]["account"] = "xingchen"
+    moved["ingest_tokens"][0]["account"] = "acme"
+    result = provision_apply(data=moved)
+    assert result.updated == {"ingest_tokens": 2} and result.tokens == []
+    assert dict(IngestToken.objects.values_list("name", "account__code")) == {
+        "delivery platform": "acme", "acme pipeline": "xingchen"}
+    del moved["ingest_tokens"][0]["account"]  # no account: a platform token again
+    assert provision_apply(data=moved).updated == {"ingest_tokens": 1}
+    assert IngestToken.objects.get(name="delivery platform").account is None
+
+
+def test_a_revoked_token_is_replaced_and_an_ambiguous_name_refused():
+    from django.utils import timezone
+
+    from usage.models import IngestToken
+    from usage.services import ingest_token_create, ingest_token_revoke
+
+    provision_apply(data=token_doc())
+    old = IngestToken.objects.get(name="acme pipeline")
+    ingest_token_revoke(token=old, revoked_by=None, now=timezone.now())
+    result = provision_apply(data=token_doc())
+    assert result.created == {"ingest_tokens": 1} and [t[0] for t in result.tokens] == ["acme pipeline"]
+    assert IngestToken.objects.filter(name="acme pipeline", revoked_at__isnull=True).count() == 1
+    ingest_token_create(name="delivery platform", created_by=None, now=timezone.now())  # made in admin
+    before = dump()
+    with pytest.raises(ProvisionError) as info:
+        provision_apply(data=token_doc())
+    assert info.value.errors == ["ingest_tokens[0].name: 2 active ingest tokens are named 'delivery platform'; "
+                                 "revoke the extra ones in admin"]
+    assert dump() == before
+
+
+@pytest.mark.parametrize(("tokens", "errors"), [
+    ([{"name": "x", "account": "nobody"}], ["ingest_tokens[0].account: unknown account 'nobody'"]),
+    ([{"name": "x", "account": 3}], ["ingest_tokens[0].account: must be an account code (a string)"]),
+    ([{"name": ""}], ["ingest_tokens[0].name: must be a non-empty string"]),
+    ([{"name": "x"}, {"name": "x"}], ["ingest_tokens[1].name: duplicate ingest token name 'x'"]),
+    ([{"name": "x", "scope": "all"}], ["ingest_tokens[0].scope: is not a known key"]),
+    ({"name": "x"}, ["ingest_tokens: must be a list"]),
+])
+def test_bad_ingest_tokens_are_refused(tokens, errors):
+    assert refused(doc(ingest_tokens=tokens)) == errors
+
+
+def test_a_token_may_name_an_account_already_in_the_database():
+    from usage.models import IngestToken
+
+    provision_apply(data=doc())
+    provision_apply(data={"ingest_tokens": [{"name": "xc", "account": "xingchen"}]})
+    assert IngestToken.objects.get().account.code == "xingchen"
+
+
 # --- malformed documents: one test per kind of fault ---------------------------------
 
 
@@ -195,6 +283,75 @@ def test_negative_price_and_amount():
     bad["prices"][0]["unit_price"] = "-0.0003"
     bad["accounts"][0]["topups"][0]["amount"] = "-5.00"
     assert refused(bad) == ["prices[0].unit_price: must be ≥ 0", "accounts[0].topups[0].amount: must be ≥ 0"]
+
+
+PLAIN_WHOLE = "is not a whole number in plain digits 0-9 (no sign, spaces, exponent or separators)"
+
+
+def plain_decimal(places: int) -> str:
+    return (f"is not a plain decimal: digits 0-9, and at most {places} decimals after a '.' "
+            "(no sign, spaces, exponent or separators)")
+
+
+@pytest.mark.parametrize(("text", "price_reason", "amount_reason"), [
+    ("1e3", f"'1e3' {plain_decimal(6)}", f"'1e3' {plain_decimal(2)}"),
+    ("\uff11\uff10", f"'\uff11\uff10' {plain_decimal(6)}", f"'\uff11\uff10' {plain_decimal(2)}"),
+    ("\u0663", f"'\u0663' {plain_decimal(6)}", f"'\u0663' {plain_decimal(2)}"),
+    ("1_000", f"'1_000' {plain_decimal(6)}", f"'1_000' {plain_decimal(2)}"),
+    (" 5 ", f"' 5 ' {plain_decimal(6)}", f"' 5 ' {plain_decimal(2)}"),
+    ("+7", f"'+7' {plain_decimal(6)}", f"'+7' {plain_decimal(2)}"),
+    ("-0", f"'-0' {plain_decimal(6)}", f"'-0' {plain_decimal(2)}"),
+    ("007", "'007' has a leading zero", "'007' has a leading zero"),
+    (".5", f"'.5' {plain_decimal(6)}", f"'.5' {plain_decimal(2)}"),
+    ("5.", f"'5.' {plain_decimal(6)}", f"'5.' {plain_decimal(2)}"),
+    ("0.1234567", "'0.1234567' has more than 6 decimal places", "'0.1234567' has more than 2 decimal places"),
+])
+def test_lax_prices_and_amounts_are_refused(text, price_reason, amount_reason):
+    bad = doc()
+    bad["prices"][0]["unit_price"] = text
+    bad["accounts"][0]["topups"][0]["amount"] = text
+    assert refused(bad) == [f"prices[0].unit_price: {price_reason}", f"accounts[0].topups[0].amount: {amount_reason}"]
+
+
+@pytest.mark.parametrize(("quantity", "reason"), [
+    ("1e3", f"'1e3' {PLAIN_WHOLE}"),
+    ("\uff11\uff10", f"'\uff11\uff10' {PLAIN_WHOLE}"),
+    ("\u0663", f"'\u0663' {PLAIN_WHOLE}"),
+    ("1_000", f"'1_000' {PLAIN_WHOLE}"),
+    (" 5 ", f"' 5 ' {PLAIN_WHOLE}"),
+    ("+7", f"'+7' {PLAIN_WHOLE}"),
+    ("-0", f"'-0' {PLAIN_WHOLE}"),
+    ("007", "'007' has a leading zero"),
+    ("100.0", "must be a whole number, got '100.0'"),
+    (True, "must be a whole number ≥ 0"),
+    (1e3, "must be a whole number ≥ 0"),
+])
+def test_lax_pack_quantities_are_refused(quantity, reason):
+    bad = doc()
+    bad["accounts"][0]["packs"][0]["quantity"] = quantity
+    assert refused(bad) == [f"accounts[0].packs[0].quantity: {reason}"]
+
+
+def test_plain_prices_amounts_and_quantities_are_accepted():
+    good = doc()
+    good["prices"][0]["unit_price"] = "0"
+    good["prices"][1]["unit_price"] = "12.5"
+    good["accounts"][0]["topups"][0]["amount"] = "7"
+    good["accounts"][0]["packs"][0]["quantity"] = "0"
+    provision_apply(data=good)
+    assert sorted(str(p) for p in Price.objects.values_list("unit_price", flat=True)) == ["0.000000", "12.500000"]
+    assert str(LedgerEntry.objects.get().amount) == "7.00"
+    assert EmailPack.objects.get().quantity == 0
+
+
+def test_command_refuses_a_json_minus_zero(tmp_path):
+    """``-0`` in the file is kept as written, so the grammar refuses it too."""
+    path = tmp_path / "setup.json"
+    path.write_text(json.dumps(doc()).replace('"quantity": 100000', '"quantity": -0'), encoding="utf-8")
+    with pytest.raises(CommandError) as info:
+        call_command("provision", str(path))
+    assert "accounts[0].packs[0].quantity: must be a whole number ≥ 0" in str(info.value)
+    assert not Account.objects.exists()
 
 
 def test_amounts_too_large_for_their_columns():

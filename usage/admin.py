@@ -13,10 +13,10 @@ from django.utils.html import format_html, format_html_join
 from accounts.admin import ReadOnlyAdmin
 from core.money import format_quantity
 
-from .forms import IngestTokenCreateForm
+from .forms import IngestTokenChangeForm, IngestTokenCreateForm
 from .models import DailyUsage, EmailPack, IngestToken, Price, Region, ServiceItem, UsageImport, UsageImportLine
 from .selectors import usage_import_totals
-from .services import ingest_token_create, ingest_token_revoke
+from .services import ingest_token_create, ingest_token_revoke, ingest_token_set_account
 
 
 @admin.register(Region)
@@ -96,31 +96,48 @@ class UsageImportLineAdmin(ReadOnlyAdmin):
 
 @admin.register(IngestToken)
 class IngestTokenAdmin(admin.ModelAdmin):
+    """Created with a name and the account it writes (none: every account);
+    afterwards only that account can change, through
+    ``ingest_token_set_account``."""
+
     form = IngestTokenCreateForm
-    list_display = ("name", "prefix", "created_at", "created_by", "last_used_at", "status")
-    list_filter = (("revoked_at", admin.EmptyFieldListFilter),)
-    search_fields = ("name", "prefix")
+    list_display = ("name", "prefix", "writes", "created_at", "created_by", "last_used_at", "status")
+    list_filter = (("revoked_at", admin.EmptyFieldListFilter), ("account", admin.EmptyFieldListFilter))
+    search_fields = ("name", "prefix", "account__code")
+    list_select_related = ("account", "created_by")
+    autocomplete_fields = ("account",)
     actions = ["revoke"]
     readonly_fields = ("name", "prefix", "created_at", "created_by", "last_used_at", "revoked_at", "revoked_by")
+
+    @admin.display(description="Writes usage for", ordering="account__code")
+    def writes(self, obj: IngestToken) -> str:
+        return "every account (platform)" if obj.account_id is None else obj.account.code
 
     @admin.display(description="Status")
     def status(self, obj: IngestToken) -> str:
         return "active" if obj.is_active else f"revoked {obj.revoked_at:%Y-%m-%d %H:%M} UTC"
 
+    def get_form(self, request, obj=None, change=False, **kwargs):
+        if obj is not None:
+            kwargs["form"] = IngestTokenChangeForm
+        return super().get_form(request, obj, change=change, **kwargs)
+
     def get_readonly_fields(self, request, obj=None):
         return self.readonly_fields if obj else ()
 
     def get_fields(self, request, obj=None):
-        return self.readonly_fields if obj else ("name",)
+        return ("name", "account", *self.readonly_fields[1:]) if obj else ("name", "account")
 
     def has_delete_permission(self, request, obj=None):
         return False  # revoke instead: the import log refers to tokens
 
     def save_model(self, request, obj, form, change):
         if change:
+            stored = IngestToken.objects.get(pk=obj.pk)
+            ingest_token_set_account(token=stored, account=form.cleaned_data["account"], changed_by=request.user)
             return
-        token, raw = ingest_token_create(name=form.cleaned_data["name"], created_by=request.user,
-                                         now=timezone.now())
+        token, raw = ingest_token_create(name=form.cleaned_data["name"], account=form.cleaned_data["account"],
+                                         created_by=request.user, now=timezone.now())
         obj.pk = token.pk
         obj.refresh_from_db()
         request._ingest_token_raw = raw  # for response_add only; never stored

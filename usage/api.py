@@ -8,10 +8,15 @@ with the CSV's keys. Answers:
 - 201 ``{"import", "records", "daily_rows", "late_rows", "late_periods"}``;
   a replay of the key with the same records answers the same, with the
   header ``Idempotent-Replayed: true``, and stores nothing more;
-- 400 bad JSON, missing key or bad records (nothing stored);
+- 400 bad JSON, JSON nested deeper than 32 levels, missing key or bad
+  records (nothing stored), a record for an account the token does not
+  write among them;
 - 401 missing, unknown or revoked token; 405 not POST;
-- 413 body over ``MAX_BODY_BYTES`` or more than ``MAX_RECORDS`` records;
-- 422 the key was used before with different records.
+- 413 body over ``MAX_BODY_BYTES`` or more than ``MAX_RECORDS`` records
+  (reading stops at the first record over);
+- 422 the key was used before by the same token with different records.
+
+Idempotency-Keys are the token's own: another token's key is another key.
 
 Every error has the one shape
 ``{"error": {"code": "…", "message": "…", "details": [{"index": 0, "reason": "…"}]}}``
@@ -19,15 +24,14 @@ Every error has the one shape
 """
 from __future__ import annotations
 
-import json
 import re
-from decimal import Decimal
 
 from django.http import HttpResponse, JsonResponse
 from django.utils import timezone
 from django.views.decorators.csrf import csrf_exempt
 
 from .ingest import ImportRejected
+from .ingest.sources import MAX_JSON_DEPTH, JsonTooDeep, TooManyRecords, body_records
 from .selectors import ingest_token_find
 from .services import IdempotencyKeyReused, usage_ingest_request
 
@@ -50,10 +54,6 @@ def api_error(status: int, code: str, message: str, details: list | None = None,
 def _bearer(request) -> str:
     scheme, _, credentials = request.headers.get("Authorization", "").partition(" ")
     return credentials.strip() if scheme.lower() == "bearer" else ""
-
-
-def _refuse_constant(name: str):
-    raise ValueError(f"{name} is not allowed")
 
 
 @csrf_exempt
@@ -81,15 +81,16 @@ def usage_ingest(request):
         return api_error(400, "invalid_idempotency_key",
                          "The Idempotency-Key must be 1 to 200 printable ASCII characters without spaces.")
     try:
-        payload = json.loads(body, parse_float=Decimal, parse_constant=_refuse_constant)
-    except (ValueError, UnicodeDecodeError) as exc:
+        records = body_records(body, limit=MAX_RECORDS)
+    except TooManyRecords:
+        return api_error(413, "too_many_records",
+                         f"More than {MAX_RECORDS:,} records; at most {MAX_RECORDS:,} per request.")
+    except JsonTooDeep:
+        return api_error(400, "too_deep", f"The body nests JSON deeper than {MAX_JSON_DEPTH} levels.")
+    except ValueError as exc:  # UnicodeDecodeError included
         return api_error(400, "invalid_json", f"The body is not valid JSON: {exc}")
-    records = payload.get("records") if isinstance(payload, dict) else None
     if not isinstance(records, list) or not records:
         return api_error(400, "invalid_body", 'The body must be {"records": [ … ]} with at least one record.')
-    if len(records) > MAX_RECORDS:
-        return api_error(413, "too_many_records",
-                         f"{len(records):,} records; at most {MAX_RECORDS:,} per request.")
     try:
         answer = usage_ingest_request(token=token, idempotency_key=key, records=records, now=timezone.now())
     except ImportRejected as exc:

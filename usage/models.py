@@ -184,9 +184,15 @@ class DailyUsage(models.Model):
 
 class IngestToken(models.Model):
     """A bearer token for ``POST /api/usage/``. Only its SHA-256 is stored;
-    the token itself is shown once, when staff create it in admin."""
+    the token itself is shown once, when staff create it in admin (or
+    provisioning does). A platform token (no ``account``) writes usage for
+    every account; a tenant token only for its ``account``. Idempotency-Keys
+    are per token (UsageImport)."""
 
     name = models.CharField(max_length=100, help_text="What sends with it, e.g. “delivery platform sg”.")
+    account = models.ForeignKey(
+        Account, null=True, blank=True, on_delete=models.PROTECT, related_name="ingest_tokens",
+        help_text="The only account this token writes usage for; empty: a platform token, for every account.")
     prefix = models.CharField(max_length=16, help_text="The token's first characters, to recognise it.")
     token_sha256 = models.CharField(max_length=64, unique=True)
     created_at = models.DateTimeField(default=timezone.now)
@@ -209,6 +215,10 @@ class IngestToken(models.Model):
     def is_active(self) -> bool:
         return self.revoked_at is None
 
+    @property
+    def scope(self) -> str:
+        return "every account" if self.account_id is None else f"account {self.account.code} only"
+
 
 class ImportOrigin(models.TextChoices):
     FILE = "file", "File (import_usage)"
@@ -226,6 +236,7 @@ class UsageImport(models.Model):
     format = models.CharField(max_length=8, help_text="csv, jsonl or json")
     # SHA-256 of the file's bytes, or of the request's records as canonical JSON
     content_sha256 = models.CharField(max_length=64)
+    # The API's Idempotency-Key, the token's own: unique per token.
     idempotency_key = models.CharField(max_length=200, blank=True)
     token = models.ForeignKey(IngestToken, null=True, blank=True, on_delete=models.PROTECT, related_name="imports")
     method = models.CharField(max_length=8, help_text="copy (PostgreSQL) or simple")
@@ -244,8 +255,12 @@ class UsageImport(models.Model):
                 fields=["content_sha256"], condition=Q(origin="file"), name="usage_import_file_once"
             ),
             models.UniqueConstraint(
-                fields=["idempotency_key"], condition=~Q(idempotency_key=""), name="usage_import_key_once"
+                fields=["token", "idempotency_key"], condition=~Q(idempotency_key=""),
+                name="usage_import_key_once_per_token",
             ),
+            # A key belongs to a token (NULLs are distinct in the unique key).
+            models.CheckConstraint(condition=Q(idempotency_key="") | Q(token__isnull=False),
+                                   name="usage_import_key_has_token"),
         ]
 
     def __str__(self) -> str:

@@ -89,7 +89,7 @@ def usage_import(*, source: FileSource | RecordsSource, now, progress=None, meth
     if previous is not None:
         return ImportOutcome(previous, duplicate=True)
     method = method or default_method()
-    catalog = Catalog.load()
+    catalog = Catalog.load(only=source.token.account if source.token is not None else None)
     try:
         try:
             batch = _import_once(source, fingerprint, catalog, method, now, progress, pipelined=True)
@@ -135,8 +135,8 @@ def _import_once(source, fingerprint: str, catalog: Catalog, method: str, now, p
 
 
 def _previous_import(source, fingerprint: str) -> UsageImport | None:
-    if source.idempotency_key:
-        return UsageImport.objects.filter(idempotency_key=source.idempotency_key).first()
+    if source.idempotency_key:  # the token's own key
+        return UsageImport.objects.filter(token=source.token, idempotency_key=source.idempotency_key).first()
     if source.origin == ImportOrigin.FILE:
         return UsageImport.objects.filter(origin=ImportOrigin.FILE, content_sha256=fingerprint).first()
     return None
@@ -473,10 +473,12 @@ class ApiAnswer:
 
 
 def usage_ingest_request(*, token: IngestToken, idempotency_key: str, records: list, now) -> ApiAnswer:
-    """One ``POST /api/usage/``: import ``records`` once per Idempotency-Key.
-    A replay with the same records returns the first answer and stores
-    nothing; the same key with other records raises IdempotencyKeyReused.
-    Rejected requests store nothing, not even their key."""
+    """One ``POST /api/usage/``: import ``records`` once per token and
+    Idempotency-Key. A replay with the same records returns the first
+    answer and stores nothing; the same key with other records raises
+    IdempotencyKeyReused. Another token's key is another key. A record for
+    an account the token does not write is a bad record. Rejected requests
+    store nothing, not even their key."""
     source = RecordsSource(records=records, name="POST /api/usage/", origin=ImportOrigin.API,
                            idempotency_key=idempotency_key, token=token)
     IngestToken.objects.filter(pk=token.pk).update(last_used_at=now)
@@ -490,14 +492,27 @@ def usage_ingest_request(*, token: IngestToken, idempotency_key: str, records: l
 # --- ingest tokens --------------------------------------------------------------
 
 
-def ingest_token_create(*, name: str, created_by, now) -> tuple[IngestToken, str]:
+def ingest_token_create(*, name: str, account: Account | None = None, created_by, now
+                        ) -> tuple[IngestToken, str]:
     """A new token: returns (token, the token text). The text is not stored
-    and cannot be shown again."""
+    and cannot be shown again. ``account``: the only account it writes
+    (a tenant token); None: every account (a platform token)."""
     raw = TOKEN_PREFIX + secrets.token_urlsafe(32)
-    token = IngestToken.objects.create(name=name, prefix=raw[:16], token_sha256=token_digest(raw),
+    token = IngestToken.objects.create(name=name, account=account, prefix=raw[:16], token_sha256=token_digest(raw),
                                        created_at=now, created_by=created_by)
-    log.info("ingest token #%s %r created by %s", token.pk, name, created_by)
+    log.info("ingest token #%s %r (%s) created by %s", token.pk, name, token.scope, created_by)
     return token, raw
+
+
+def ingest_token_set_account(*, token: IngestToken, account: Account | None, changed_by) -> bool:
+    """Let ``token`` write only ``account`` (None: every account). False
+    when that was already its scope. Its imports and keys stay its own."""
+    if token.account_id == (account.pk if account is not None else None):
+        return False
+    IngestToken.objects.filter(pk=token.pk).update(account=account)
+    token.account = account
+    log.info("ingest token #%s now writes %s (changed by %s)", token.pk, token.scope, changed_by)
+    return True
 
 
 def ingest_token_revoke(*, token: IngestToken, revoked_by, now) -> bool:

@@ -16,7 +16,7 @@ from decimal import Decimal
 from typing import NamedTuple
 
 from accounts.models import Account
-from core.money import QUANTITY_DIGITS, QUANTITY_PLACES, parse_decimal
+from core.money import QUANTITY_DIGITS, QUANTITY_PLACES, JsonNumber, parse_plain_decimal
 from core.periods import parse_occurred_at
 
 from ..models import CATALOG_ORDER, EMAIL_RESULTS, WHOLE_QUANTITY_SERVICES, Region
@@ -32,9 +32,14 @@ SMALL_MEMO_SIZE = 20_000
 MAX_QUANTITY = Decimal(10) ** (QUANTITY_DIGITS - QUANTITY_PLACES) - Decimal(10) ** -QUANTITY_PLACES
 # What undecodable bytes become when a file is read with surrogateescape.
 _SURROGATE = re.compile("[\udc80-\udcff]")
-# A plain decimal within the column (at most 14 digits, 6 decimals): valid
-# as it is, the common case, checked without parse_decimal's steps.
-_PLAIN_QUANTITY = re.compile(r"[0-9]{1,14}(?:\.[0-9]{1,6})?\Z")
+# A quantity of the grammar (parse_plain_decimal) that fits the column (at
+# most 14 digits, 6 decimals): valid as it is for data_flow, and for every
+# service when it has no point. The common case, checked in one match.
+_PLAIN_QUANTITY = re.compile(r"(?:0|[1-9][0-9]{0,13})(?:\.[0-9]{1,6})?\Z")
+# A decimal of the grammar's form with any number of places.
+_FRACTION_FORM = re.compile(r"(?:0|[1-9][0-9]*)\.[0-9]+\Z")
+# How much of a non-text JSON value a reason shows.
+SHOWN_JSON = 40
 # No valid field holds one; a record's fields are joined into one line.
 SEPARATOR = re.compile("[,\r\n]")
 
@@ -124,18 +129,24 @@ class Kind(NamedTuple):
 
 
 class Catalog:
-    """The codes a record may use, read once per import."""
+    """The codes a record may use, read once per import. ``only``: the one
+    account a tenant ingest token writes (``accounts`` holds just it);
+    every other account, known or not, gets the same reason, so a tenant
+    learns no other account's code."""
 
-    def __init__(self, accounts: dict[str, int], regions: set[str]) -> None:
+    def __init__(self, accounts: dict[str, int], regions: set[str], only: str | None = None) -> None:
         self.accounts = accounts  # code → id
         self.regions = regions
+        self.only = only
         # "account,region,service,result" → Kind, for the combinations found valid
         self.kinds: dict[str, Kind] = {}
 
     @classmethod
-    def load(cls) -> Catalog:
-        return cls(dict(Account.objects.values_list("code", "id")),
-                   set(Region.objects.values_list("code", flat=True)))
+    def load(cls, *, only: Account | None = None) -> Catalog:
+        regions = set(Region.objects.values_list("code", flat=True))
+        if only is not None:
+            return cls({only.code: only.pk}, regions, only=only.code)
+        return cls(dict(Account.objects.values_list("code", "id")), regions)
 
     def kind(self, account: str, region: str, service: str, result: str) -> Kind:
         """The combination's Kind; InvalidRecord with every problem."""
@@ -144,8 +155,11 @@ class Catalog:
         if found is not None:
             return found
         reasons = []
-        if account not in self.accounts:
-            reasons.append(f"unknown account {account!r}" if account else "account is empty")
+        if not account:
+            reasons.append("account is empty")
+        elif account not in self.accounts:
+            reasons.append(f"account {account!r} is not {self.only!r}, the only account this token writes"
+                           if self.only else f"unknown account {account!r}")
         if region not in self.regions:
             reasons.append(f"unknown region {region!r}" if region else "region is empty")
         if service not in CATALOG_ORDER:
@@ -212,25 +226,28 @@ class Catalog:
 
 
 def check_quantity(text: str, service: str) -> Decimal:
-    """A quantity ≥ 0 with at most 6 decimal places that fits the column;
-    a whole number for every service item but data_flow."""
-    if _PLAIN_QUANTITY.match(text):
-        value = Decimal(text)  # what parse_decimal gives for it, without its checks
-    else:
-        if not text.strip():
-            raise ValueError("quantity is empty")
-        value = parse_decimal(text, places=QUANTITY_PLACES, what="quantity")
-        if value > MAX_QUANTITY:
-            raise ValueError(f"quantity {text!r} is too large (at most {MAX_QUANTITY})")
-    if service in WHOLE_QUANTITY_SERVICES and value != value.to_integral_value():
+    """A quantity written plainly (``core.money.parse_plain_decimal``)
+    that fits the column: digits only (``0|[1-9][0-9]*``) for every service
+    item but data_flow, which may also have a point and up to 6 decimals.
+    ``8000.0`` is not a whole number's form, and a text the hot loop
+    memoises as whole has no point (``aggregate_lines``)."""
+    whole = service in WHOLE_QUANTITY_SERVICES
+    if _PLAIN_QUANTITY.match(text) and not (whole and "." in text):
+        return Decimal(text)  # what parse_plain_decimal gives for it
+    if whole and _FRACTION_FORM.match(text):
         raise ValueError(f"{service} quantity must be a whole number, got {text!r}")
-    return value + 0  # 0 + -0 == 0: no negative zero reaches the database
+    value = parse_plain_decimal(text, places=0 if whole else QUANTITY_PLACES, what="quantity")
+    if value > MAX_QUANTITY:
+        raise ValueError(f"quantity {text!r} is too large (at most {MAX_QUANTITY})")
+    return value
 
 
 def record_fields(record: object) -> tuple[str, ...] | RowProblem:
     """A decoded JSON record → its six fields as text. ``result`` may be
     absent or null for service items other than email; ``quantity`` may be
-    a JSON number (read exactly, never as a float) or a string."""
+    a JSON number, read exactly (never as a float) and judged as written
+    (JsonNumber: ``1e3`` and ``-0`` are refused as they would be in a
+    string), or a string. Booleans are not quantities."""
     if not isinstance(record, dict):
         return RowProblem("expected a JSON object with the keys " + ", ".join(FIELDS))
     reasons = []
@@ -244,10 +261,15 @@ def record_fields(record: object) -> tuple[str, ...] | RowProblem:
             value = ""
         if value is None:
             reasons.append(f"{name} is missing")
+        elif name == "quantity" and isinstance(value, JsonNumber):
+            value = value.text
         elif name == "quantity" and isinstance(value, (int, Decimal)) and not isinstance(value, bool):
-            value = str(value)
+            value = str(value)  # records built in Python (seed_demo)
         elif not isinstance(value, str):
-            reasons.append(f"{name} must be a string, got {json.dumps(value, default=str)}")
+            shown = json.dumps(value, default=str, ensure_ascii=False)
+            if len(shown) > SHOWN_JSON:
+                shown = shown[:SHOWN_JSON] + "…"
+            reasons.append(f"{name} must be a string, got {shown}")
         fields.append(value)
     if reasons:
         return RowProblem("; ".join(reasons))

@@ -8,13 +8,15 @@ import csv
 import hashlib
 import io
 import json
+import re
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from decimal import Decimal
 from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING
+
+from core.money import json_integer, json_number
 
 from .records import ERROR_LIST_CAP, FIELDS, SEPARATOR, ImportRejected, RowProblem, record_fields
 
@@ -22,6 +24,9 @@ if TYPE_CHECKING:
     from ..models import IngestToken
 
 FORMATS = ("csv", "jsonl")
+# The deepest JSON read: a JSON Lines line, or an API body. A record needs
+# 1 level (3 in a body); the limit bounds the work and the recursion.
+MAX_JSON_DEPTH = 32
 EXTENSIONS = {".csv": "csv", ".jsonl": "jsonl", ".ndjson": "jsonl"}
 READ_CHUNK = 1 << 20
 HEADER = ",".join(FIELDS)
@@ -198,7 +203,10 @@ def jsonl_lines(raw: io.BufferedReader) -> Lines:
                 yield RowProblem("not valid UTF-8")
                 continue
             try:
-                record = json.loads(text.rstrip("\r\n"), parse_float=Decimal, parse_constant=_refuse_constant)
+                record = json_loads(text.rstrip("\r\n"), _LINE_DECODER)
+            except JsonTooDeep as exc:
+                yield RowProblem(str(exc))
+                continue
             except ValueError as exc:
                 yield RowProblem(f"not valid JSON: {exc}")
                 continue
@@ -207,8 +215,182 @@ def jsonl_lines(raw: io.BufferedReader) -> Lines:
     return Lines(as_lines(rows()), lambda n: n, bytes_read=raw.tell)
 
 
-def _refuse_constant(name: str):
-    raise ValueError(f"{name} is not a number")
+# --- JSON: exact numbers, bounded nesting, records counted while read ---------
+
+
+class JsonTooDeep(ValueError):
+    def __init__(self) -> None:
+        super().__init__(f"JSON nested deeper than {MAX_JSON_DEPTH} levels")
+
+
+class TooManyRecords(ValueError):
+    """A body's ``records`` has more than ``limit`` elements; reading
+    stopped at the first one over."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        super().__init__(f"more than {limit:,} records")
+
+
+def _refuse(message: str):
+    def refuse(name: str):
+        raise ValueError(f"{name} {message}")
+    return refuse
+
+
+# Numbers exact and as written (core.money.JsonNumber); NaN and
+# Infinity refused.
+_LINE_DECODER = json.JSONDecoder(parse_float=json_number, parse_int=json_integer,
+                                 parse_constant=_refuse("is not a number"))
+_BODY_DECODER = json.JSONDecoder(parse_float=json_number, parse_int=json_integer,
+                                 parse_constant=_refuse("is not allowed"))
+_WHITESPACE = json.decoder.WHITESPACE
+_COMMA = re.compile(r"[ \t\n\r]*,[ \t\n\r]*")
+
+
+def _depth(value: object, limit: int) -> int:
+    """How deep ``value`` nests (a scalar 0, ``[]`` 1), counted up to just
+    past ``limit``; level by level, without recursion."""
+    depth = 0
+    level = [value]
+    while level:
+        containers = [item for item in level if type(item) is dict or type(item) is list]
+        if not containers:
+            break
+        depth += 1
+        if depth > limit:
+            break
+        level = [child for item in containers for child in (item.values() if type(item) is dict else item)]
+    return depth
+
+
+def _json_value(text: str, start: int, decoder: json.JSONDecoder, room: int) -> tuple[object, int]:
+    """The JSON value that starts at ``text[start]`` and the index after
+    it; JsonTooDeep when it nests deeper than ``room`` levels. The C
+    scanner recurses per level and raises RecursionError long before the
+    stack is at risk; a value with at most ``room`` brackets cannot nest
+    deeper, so only others are measured."""
+    try:
+        value, end = decoder.raw_decode(text, start)
+    except RecursionError:
+        raise JsonTooDeep from None
+    if text.count("[", start, end) + text.count("{", start, end) > room and _depth(value, room) > room:
+        raise JsonTooDeep
+    return value, end
+
+
+def json_loads(text: str, decoder: json.JSONDecoder = _LINE_DECODER) -> object:
+    """``json.loads`` (the same errors, worded alike), with numbers exact
+    and nesting at most MAX_JSON_DEPTH (JsonTooDeep)."""
+    if text.startswith("\ufeff"):
+        raise json.JSONDecodeError("Unexpected UTF-8 BOM (decode using utf-8-sig)", text, 0)
+    value, end = _json_value(text, _WHITESPACE.match(text, 0).end(), decoder, MAX_JSON_DEPTH)
+    end = _WHITESPACE.match(text, end).end()
+    if end != len(text):
+        raise json.JSONDecodeError("Extra data", text, end)
+    return value
+
+
+def body_records(body: bytes, *, limit: int) -> object:
+    """The value of ``records`` in a JSON body ``{"records": [ … ]}`` (None
+    when the body is no object or has no such key). Raises TooManyRecords
+    as soon as the array has ``limit + 1`` elements, so the work on a body
+    over the limit stops there, JsonTooDeep, or ValueError (not JSON, with
+    json's own words).
+
+    The body is read member by member and the array element by element
+    (each by the C scanner). Anything else than an object, or a syntax
+    error, and the body is read again as a whole by ``json_loads``, which
+    words the error as ``json.loads`` does."""
+    text = body.decode(json.detect_encoding(body), "surrogatepass")
+    try:
+        return _records_streamed(text, limit)
+    except (JsonTooDeep, TooManyRecords):
+        raise
+    except ValueError:
+        pass
+    payload = json_loads(text, _BODY_DECODER)
+    records = payload.get("records") if isinstance(payload, dict) else None
+    if isinstance(records, list) and len(records) > limit:
+        raise TooManyRecords(limit)
+    return records
+
+
+def _records_streamed(text: str, limit: int) -> object:
+    skip = _WHITESPACE.match
+    decoder = _BODY_DECODER
+    records = None
+    i = skip(text, 0).end()
+    if text[i:i + 1] != "{":
+        raise ValueError("not an object")
+    i = skip(text, i + 1).end()
+    if text[i:i + 1] == "}":
+        i += 1
+    else:
+        while True:
+            if text[i:i + 1] != '"':
+                raise ValueError("no key")
+            key, i = decoder.raw_decode(text, i)
+            i = skip(text, i).end()
+            if text[i:i + 1] != ":":
+                raise ValueError("no colon")
+            i = skip(text, i + 1).end()
+            if key == "records" and text[i:i + 1] == "[":
+                records, i = _array_streamed(text, i, limit)
+            else:
+                value, i = _json_value(text, i, decoder, MAX_JSON_DEPTH - 1)
+                if key == "records":
+                    records = value
+            i = skip(text, i).end()
+            separator = text[i:i + 1]
+            i = skip(text, i + 1).end()
+            if separator == "}":
+                break
+            if separator != ",":
+                raise ValueError("no comma")
+    if skip(text, i).end() != len(text):
+        raise ValueError("extra data")
+    return records
+
+
+def _array_streamed(text: str, i: int, limit: int) -> tuple[list, int]:
+    """The array at ``text[i]`` (a ``[``), element by element; the element
+    over ``limit`` is not read. Elements sit at depth 3 of the body."""
+    skip = _WHITESPACE.match
+    next_element = _COMMA.match
+    decode = _BODY_DECODER.scan_once  # the C scanner: raw_decode without its Python frame
+    room = MAX_JSON_DEPTH - 2
+    items: list = []
+    append = items.append
+    start = i
+    i = skip(text, i + 1).end()
+    if text[i:i + 1] == "]":
+        return items, i + 1
+    try:
+        for _ in range(limit):
+            item, i = decode(text, i)
+            append(item)
+            comma = next_element(text, i)
+            if comma is None:
+                break
+            i = comma.end()
+        else:  # a comma after element ``limit``: one more follows
+            raise TooManyRecords(limit)
+    except StopIteration:  # scan_once's "Expecting value"
+        raise ValueError("no value") from None
+    except RecursionError:
+        raise JsonTooDeep from None
+    i = skip(text, i).end()
+    if text[i:i + 1] != "]":
+        raise ValueError("no comma")
+    # An element nests at most as deep as it has brackets, and the
+    # containers among them have one each at least; so unless the array's
+    # brackets exceed that by ``room``, no element can nest deeper.
+    brackets = text.count("[", start + 1, i) + text.count("{", start + 1, i)
+    containers = sum(type(item) is dict or type(item) is list for item in items)
+    if brackets - containers >= room and any(_depth(item, room) > room for item in items):
+        raise JsonTooDeep
+    return items, i + 1
 
 
 def format_for(path: Path, requested: str | None = None) -> str:

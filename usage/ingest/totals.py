@@ -91,8 +91,10 @@ def aggregate_lines(lines, *, catalog: Catalog, flush: Flush, progress: Progress
     tails: dict[str, str] = {}  # occurred_at after its hour → offset, or "" (see _tail_offset)
     hour_days: dict[str, dt.date] = {}  # "YYYY-MM-DDTHH" + offset → day
     days: dict[str, dt.date] = {}  # any other occurred_at → day
-    wholes: dict[str, Decimal] = {}  # quantity text → value: whole numbers
-    fractions: dict[str, Decimal] = {}  # … and the others
+    # quantity text → value: texts without a point (valid for every service
+    # item), and texts with one (valid for data_flow only: check_quantity)
+    wholes: dict[str, Decimal] = {}
+    fractions: dict[str, Decimal] = {}
     count = blank = keys = 0
 
     def send(days: DayTotals) -> None:
@@ -156,7 +158,7 @@ def aggregate_lines(lines, *, catalog: Catalog, flush: Flush, progress: Progress
                         days[occurred_at] = day
                 if value is None:
                     value = check_quantity(fields[5], found.service)
-                    (wholes if value == value.to_integral_value() else fractions)[quantity] = value
+                    (fractions if "." in quantity else wholes)[quantity] = value
             except ValueError:
                 errors.add(lines.position(count), catalog.reason(line))
                 continue

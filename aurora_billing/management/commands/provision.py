@@ -2,8 +2,10 @@ import json
 from pathlib import Path
 
 from django.core.management.base import BaseCommand, CommandError
+from django.utils import timezone
 
 from aurora_billing.provisioning import ProvisionError, provision_apply
+from core.money import json_integer
 
 
 class Command(BaseCommand):
@@ -15,7 +17,8 @@ class Command(BaseCommand):
     def handle(self, *args, file, **options):
         path = Path(file)
         try:
-            data = json.loads(path.read_text(encoding="utf-8"))
+            # -0 stays as written (a JsonNumber), so it is refused as in a string.
+            data = json.loads(path.read_text(encoding="utf-8"), parse_int=json_integer)
         except FileNotFoundError:
             raise CommandError(f"{file}: no such file") from None
         except UnicodeDecodeError:
@@ -25,10 +28,13 @@ class Command(BaseCommand):
         except OSError as exc:
             raise CommandError(f"{file}: cannot read ({exc.strerror or exc})") from None
         try:
-            result = provision_apply(data=data)
+            result = provision_apply(data=data, now=timezone.now())
         except ProvisionError as exc:
             count = len(exc.errors)
             raise CommandError(
                 f"{file}: {count} problem{'s' if count != 1 else ''}, nothing was written:\n{exc}"
             ) from None
         self.stdout.write(f"Provisioned {file}: {result.summary()}")
+        for name, scope, raw in result.tokens:
+            # Shown once: only its SHA-256 is stored.
+            self.stdout.write(f"New ingest token {name!r} (writes {scope}): {raw}")
