@@ -18,10 +18,11 @@ from accounts.models import Account
 from core.periods import Period, parse_occurred_at
 from tests.support import add_price, add_usage, failures, run_concurrently, utc
 from usage import services
-from usage.ingest import Catalog, FileSource, ImportRejected
+from usage.ingest import Catalog, FileSource, ImportRejected, loaders
 from usage.ingest import totals as ingest_totals
+from usage.ingest.loaders import TOO_LARGE
 from usage.models import DailyUsage, Region, UsageImport, UsageImportLine
-from usage.services import TOO_LARGE, usage_import
+from usage.services import usage_import
 
 pytestmark = pytest.mark.postgres
 
@@ -92,13 +93,13 @@ def import_staged(path: Path):
 def sends(monkeypatch):
     """How many times the COPY loader sent its statements while reading."""
     sent = []
-    send = services.CopyLoader._send
+    send = loaders.CopyLoader._send
 
     def counting(self, query):
         sent.append(query)
         send(self, query)
 
-    monkeypatch.setattr(services.CopyLoader, "_send", counting)
+    monkeypatch.setattr(loaders.CopyLoader, "_send", counting)
     return sent
 
 
