@@ -26,7 +26,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from accounts.models import Account, BillingInfo, BillingInfoChange, Membership, Role, User
-from core.money import parse_plain_decimal
+from core.money import currency_check, parse_plain_decimal
 from core.periods import parse_day
 from payments.models import EntryKind, LedgerEntry
 from usage.models import CATALOG_ORDER, EmailPack, IngestToken, Price, Region
@@ -128,6 +128,17 @@ class _Checker:
             return None
         return value
 
+    def currency(self, value: Any, path: str) -> str | None:
+        code = self.text(value, path, max_length=3, pattern=CURRENCY_RE,
+                         hint="must be a three-letter ISO 4217 code such as USD")
+        if code is None:
+            return None
+        try:
+            return currency_check(code)
+        except ValueError as exc:
+            self.err(path, str(exc))
+            return None
+
     def day(self, value: Any, path: str) -> dt.date | None:
         if not isinstance(value, str):
             self.err(path, "must be a date string YYYY-MM-DD")
@@ -214,8 +225,7 @@ def provision_validate(*, data: Any) -> dict:
         if c.region(region, f"{path}.region", known_regions) is None:
             ok = False
         unit_price = c.decimal(item["unit_price"], f"{path}.unit_price", places=6)
-        currency = c.text(item.get("currency", "USD"), f"{path}.currency", max_length=3, pattern=CURRENCY_RE,
-                          hint="must be a three-letter ISO 4217 code such as USD")
+        currency = c.currency(item.get("currency", "USD"), f"{path}.currency")
         effective_from = c.day(item["effective_from"], f"{path}.effective_from")
         if ok and unit_price is not None and currency and effective_from:
             key = (service, region, currency, effective_from)
@@ -240,8 +250,7 @@ def provision_validate(*, data: Any) -> dict:
         if code:
             seen_accounts.add(code)
         name = c.text(item["name"], f"{path}.name", max_length=_max_length(Account, "name"))
-        currency = c.text(item.get("currency", "USD"), f"{path}.currency", max_length=3,
-                          pattern=CURRENCY_RE, hint="must be a three-letter ISO 4217 code such as USD")
+        currency = c.currency(item.get("currency", "USD"), f"{path}.currency")
         account = {"code": code, "name": name, "currency": currency, "users": [], "packs": [],
                    "topups": [], "billing_info": None}
 

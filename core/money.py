@@ -19,7 +19,7 @@ half up, once per line).
 from __future__ import annotations
 
 import re
-from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
+from decimal import ROUND_HALF_UP, Decimal
 
 CENT = Decimal("0.01")
 QUANTITY_PLACES = 6
@@ -65,25 +65,6 @@ def currency_check(code: str) -> str:
 def round_money(value: Decimal) -> Decimal:
     """Round half up to cents. The one rounding function for money."""
     return Decimal(value).quantize(CENT, rounding=ROUND_HALF_UP)
-
-
-def parse_decimal(text: object, *, places: int, what: str = "value") -> Decimal:
-    """Parse a non-negative decimal given as a string (or int) with at most
-    ``places`` decimal places. Floats are refused: they are not exact."""
-    if isinstance(text, (bool, float)):
-        raise ValueError(f"{what} must be a decimal string, not a float")
-    try:
-        value = Decimal(str(text).strip())
-    except (InvalidOperation, ValueError):
-        raise ValueError(f"{what} {text!r} is not a number") from None
-    if not value.is_finite():
-        raise ValueError(f"{what} {text!r} is not a finite number")
-    if value < 0:
-        raise ValueError(f"{what} must be ≥ 0")
-    exponent = value.as_tuple().exponent
-    if isinstance(exponent, int) and -exponent > places:
-        raise ValueError(f"{what} {text!r} has more than {places} decimal places")
-    return value
 
 
 def format_money(value: Decimal) -> str:

@@ -3,7 +3,7 @@ from decimal import Decimal
 
 import pytest
 
-from core.money import format_money, format_quantity, parse_decimal, round_money
+from core.money import format_money, format_quantity, round_money
 
 # value → rounded half up to cents
 ROUNDING = [
@@ -45,32 +45,6 @@ def test_line_amounts(quantity, price, amount):
     assert round_money(Decimal(quantity) * Decimal(price)) == Decimal(amount)
 
 
-@pytest.mark.parametrize(("text", "places", "value"), [
-    ("20.5", 6, Decimal("20.5")),
-    ("0.000300", 6, Decimal("0.0003")),
-    (" 8000 ", 0, Decimal("8000")),
-    (8000, 0, Decimal("8000")),
-    ("1e3", 0, Decimal("1000")),
-])
-def test_parse_decimal(text, places, value):
-    assert parse_decimal(text, places=places) == value
-
-
-@pytest.mark.parametrize(("text", "places", "reason"), [
-    (0.1, 6, "not a float"),
-    (True, 0, "not a float"),
-    ("abc", 6, "is not a number"),
-    ("NaN", 6, "not a finite number"),
-    ("Infinity", 6, "not a finite number"),
-    ("-1", 6, "must be ≥ 0"),
-    ("1.0000001", 6, "more than 6 decimal places"),
-    ("1.5", 0, "more than 0 decimal places"),
-])
-def test_parse_decimal_refuses(text, places, reason):
-    with pytest.raises(ValueError, match=reason):
-        parse_decimal(text, places=places, what="quantity")
-
-
 @pytest.mark.parametrize(("value", "text"), [
     (Decimal("5"), "5.00"), (Decimal("1.325"), "1.33"), (Decimal("1234567.8"), "1234567.80"),
 ])
@@ -84,3 +58,17 @@ def test_format_money(value, text):
 ])
 def test_format_quantity(value, text):
     assert format_quantity(value) == text
+
+
+@pytest.mark.django_db
+def test_a_price_in_a_currency_without_cents_is_invalid():
+    import datetime as dt
+
+    from django.core.exceptions import ValidationError
+
+    from usage.models import Price, Region, ServiceItem
+
+    price = Price(service=ServiceItem.objects.get(code="email"), region=Region.objects.create(code="jp", name="JP"),
+                  unit_price=Decimal("0.03"), currency="JPY", effective_from=dt.date(2026, 1, 1))
+    with pytest.raises(ValidationError, match="JPY has 0 decimal places"):
+        price.full_clean()

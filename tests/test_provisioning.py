@@ -522,3 +522,13 @@ def test_command_refuses_unreadable_files(tmp_path, content, expected):
 def test_command_refuses_a_directory(tmp_path):
     with pytest.raises(CommandError, match="cannot read"):
         call_command("provision", str(tmp_path))
+
+
+def test_currencies_not_kept_in_cents_are_refused():
+    """core.money.currency_check: amounts are cents, so JPY (0 places) and KWD (3) cannot be billed."""
+    bad = doc()
+    bad["prices"][0]["currency"] = "JPY"
+    bad["accounts"][0]["currency"] = "KWD"
+    errors = refused(bad)
+    assert any(e.startswith("prices[0].currency: currency JPY has 0 decimal places") for e in errors)
+    assert any(e.startswith("accounts[0].currency: currency KWD has 3 decimal places") for e in errors)

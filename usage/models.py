@@ -7,12 +7,13 @@ look-ups. Quantities are Decimal(20, 6); unit prices Decimal(18, 6).
 from __future__ import annotations
 
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.db import models
 from django.db.models import F, Q
 from django.utils import timezone
 
 from accounts.models import Account
-from core.money import PRICE_DIGITS, PRICE_PLACES, QUANTITY_DIGITS, QUANTITY_PLACES
+from core.money import PRICE_DIGITS, PRICE_PLACES, QUANTITY_DIGITS, QUANTITY_PLACES, currency_check
 
 
 class ServiceCode(models.TextChoices):
@@ -101,6 +102,12 @@ class Price(models.Model):
 
     def __str__(self) -> str:
         return f"{self.service_id}/{self.region_id} {self.unit_price} {self.currency} from {self.effective_from}"
+
+    def clean(self) -> None:
+        try:
+            currency_check(self.currency)
+        except ValueError as exc:
+            raise ValidationError({"currency": str(exc)}) from None
 
 
 class EmailPack(models.Model):
