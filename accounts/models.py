@@ -96,8 +96,8 @@ class Role(models.TextChoices):
 
 # What each role may do in the console (interfaces.md, "Roles").
 ROLE_PERMISSIONS: dict[str, frozenset[str]] = {
-    Role.OWNER: frozenset({"view", "export", "statements", "repay", "topup", "edit_billing_info"}),
-    Role.ACCOUNTANT: frozenset({"view", "export", "statements", "repay", "topup"}),
+    Role.OWNER: frozenset({"view", "export", "statements", "repay", "topup", "edit_billing_info", "invoices"}),
+    Role.ACCOUNTANT: frozenset({"view", "export", "statements", "repay", "topup", "invoices"}),
     Role.VIEWER: frozenset({"view"}),
 }
 

@@ -36,7 +36,8 @@ def staff_groups_sync() -> dict[str, int]:
             | Q(content_type__app_label="payments", codename__startswith="change_")
             | Q(content_type__app_label="payments", codename__startswith="add_")
             | Q(content_type__app_label="usage", codename__in=["add_ingesttoken", "change_ingesttoken"])
-            | Q(content_type__app_label="invoices", codename__in=["change_statement", "add_bill"])  # resend, settle
+            | Q(content_type__app_label="invoices", codename__in=[
+                "change_statement", "add_bill", "change_invoicerequest"])  # resend, settle, decide invoices
         ),
         "auditor": _perms(view_all),
     }

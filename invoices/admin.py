@@ -4,11 +4,13 @@ Everything here is read-only: bills change only through settlement and
 repayments. Staff actions: download a statement's archived PDF (the
 issue-time bytes; its SHA-256 and whether the file still matches it are on
 the statement's page),
-email statements again, and the all-accounts CSV export (a link on the
-bills list, streamed like ``export_billing``).
+email statements again, the all-accounts CSV export (a link on the
+bills list, streamed like ``export_billing``), and deciding tax invoice
+requests (issue with number, date and file, or reject with a reason).
 """
 from __future__ import annotations
 
+from django import forms
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
 from django.http import FileResponse, Http404
@@ -21,13 +23,14 @@ from accounts.admin import ReadOnlyAdmin
 from core.periods import Period, PeriodError
 
 from .export import export_periods, staff_export_csv
-from .models import Bill, BillLine, PackDeduction, Statement
+from .models import Bill, BillLine, InvoiceRequest, InvoiceRequestBill, InvoiceStatus, PackDeduction, Statement
 from .statements import (
     StatementEmailError,
     statement_archive_check,
     statement_email_send,
     statement_filename,
 )
+from .tax_invoices import InvoiceRequestError, invoice_file_check, invoice_request_issue, invoice_request_reject
 from .views import csv_response
 
 
@@ -180,3 +183,99 @@ class StatementAdmin(ReadOnlyAdmin):
             raise Http404("This statement has no stored PDF.")
         return FileResponse(statement.pdf.open("rb"), content_type="application/pdf",
                             filename=statement_filename(statement=statement))
+
+
+# --- tax invoices ----------------------------------------------------------
+
+class InvoiceDecisionForm(forms.ModelForm):
+    """Staff decide a request: issue it (number, date, optionally the file)
+    or reject it with a reason. Saved through the services, never directly."""
+
+    decision = forms.ChoiceField(choices=[("", "—"), ("issue", "Issue the invoice"), ("reject", "Reject")],
+                                 required=False)
+    upload = forms.FileField(required=False, label="Invoice file",
+                             help_text="PDF, JPG or PNG, at most 5 MB (stored privately)")
+
+    class Meta:
+        model = InvoiceRequest
+        fields = ("invoice_number", "invoice_date", "rejected_reason")
+
+    def clean(self):
+        data = super().clean()
+        decision = data.get("decision")
+        if decision == "issue":
+            if not data.get("invoice_number", "").strip():
+                self.add_error("invoice_number", "Enter the invoice number.")
+            if not data.get("invoice_date"):
+                self.add_error("invoice_date", "Enter the invoice date.")
+            if data.get("upload") is not None:
+                try:
+                    invoice_file_check(data["upload"])
+                except InvoiceRequestError as exc:
+                    self.add_error("upload", str(exc))
+        elif decision == "reject" and not data.get("rejected_reason", "").strip():
+            self.add_error("rejected_reason", "Give the reason; the customer reads it.")
+        return data
+
+
+class InvoiceRequestBillInline(admin.TabularInline):
+    model = InvoiceRequestBill
+    fields = ("bill", "amount", "active")
+    readonly_fields = fields
+    extra = 0
+    can_delete = False
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(InvoiceRequest)
+class InvoiceRequestAdmin(admin.ModelAdmin):
+    """Requests arrive from the console; staff with change permission decide
+    them here (issue or reject). Everything else is read-only."""
+
+    form = InvoiceDecisionForm
+    list_display = ("requested_at", "account", "kind", "title", "amount", "currency", "status", "invoice_number")
+    list_filter = ("status", "kind")
+    search_fields = ("account__code", "title", "taxpayer_id", "invoice_number")
+    list_select_related = ("account",)
+    inlines = [InvoiceRequestBillInline]
+    request_fields = ("public_id", "account", "requested_by", "requested_at", "kind", "title", "taxpayer_id",
+                      "address_phone", "bank_account", "email", "amount", "currency", "billing_info_snapshot",
+                      "status", "decided_at", "decided_by")
+    decision_fields = ("invoice_number", "invoice_date", "rejected_reason", "invoice_file", "decision_emailed_at")
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+    def _decided(self, obj) -> bool:
+        return obj is not None and obj.status != InvoiceStatus.REQUESTED
+
+    def get_fields(self, request, obj=None):
+        if self._decided(obj):
+            return [*self.request_fields, *self.decision_fields]
+        return [*self.request_fields, "decision", "invoice_number", "invoice_date", "upload", "rejected_reason"]
+
+    def get_readonly_fields(self, request, obj=None):
+        if self._decided(obj):
+            return [*self.request_fields, *self.decision_fields]
+        return list(self.request_fields)
+
+    def save_model(self, request, obj, form, change):
+        decision = form.cleaned_data.get("decision")
+        original = InvoiceRequest.objects.get(pk=obj.pk)
+        try:
+            if decision == "issue":
+                invoice_request_issue(request=original, number=form.cleaned_data["invoice_number"],
+                                      date=form.cleaned_data["invoice_date"], upload=form.cleaned_data.get("upload"),
+                                      staff_user=request.user, now=timezone.now())
+                messages.success(request, "Invoice recorded; the customer is emailed.")
+            elif decision == "reject":
+                invoice_request_reject(request=original, reason=form.cleaned_data["rejected_reason"],
+                                       staff_user=request.user, now=timezone.now())
+                messages.success(request, "Request rejected; the customer is emailed.")
+        except InvoiceRequestError as exc:
+            messages.error(request, str(exc))

@@ -7,9 +7,13 @@ Money columns are Decimal(14, 2) in the bill's currency.
 """
 from __future__ import annotations
 
+import uuid
+
+from django.conf import settings
 from django.db import models
 from django.db.models import Q
 from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
 
 from accounts.models import Account
 from core.money import (
@@ -177,3 +181,90 @@ class Statement(models.Model):
 
     def __str__(self) -> str:
         return self.number
+
+
+# --- tax invoices (发票): requests for paid bills, issued by staff ----------
+# docs/tax-invoices.md. Strings users read are translatable.
+
+class InvoiceKind(models.TextChoices):
+    GENERAL_VAT = "general_vat", _("General VAT invoice (增值税普通发票)")
+    SPECIAL_VAT = "special_vat", _("Special VAT invoice (增值税专用发票)")
+    COMMERCIAL = "commercial", _("Commercial invoice (foreign customers)")
+
+
+class InvoiceStatus(models.TextChoices):
+    REQUESTED = "requested", _("Requested")
+    ISSUED = "issued", _("Issued")
+    REJECTED = "rejected", _("Rejected")
+
+
+class InvoiceRequest(models.Model):
+    """A customer's request for a tax invoice over fully paid bills.
+
+    The title and tax details are as the customer entered them; the billing
+    information is frozen as it stood at the request. ``amount`` (currency
+    units) is the sum of the bills' paid amounts, never more; each bill is on
+    at most one request that is not rejected (``InvoiceRequestBill``)."""
+
+    public_id = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    account = models.ForeignKey(Account, on_delete=models.PROTECT, related_name="invoice_requests")
+    requested_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL,
+                                     related_name="+")
+    requested_at = models.DateTimeField(default=timezone.now)
+    kind = models.CharField(max_length=16, choices=InvoiceKind.choices)
+    title = models.CharField(max_length=200, help_text="invoice title (发票抬头): the buyer's name")
+    taxpayer_id = models.CharField(max_length=20, blank=True, help_text="纳税人识别号 / VAT number")
+    address_phone = models.CharField(max_length=300, blank=True, help_text="registered address and phone")
+    bank_account = models.CharField(max_length=300, blank=True, help_text="bank name and account number")
+    email = models.EmailField(help_text="where the invoice is sent")
+    # sum of the bills' paid amounts at the request, in currency units
+    amount = _money()
+    currency = models.CharField(max_length=3)
+    billing_info_snapshot = models.JSONField(default=dict, blank=True)
+    status = models.CharField(max_length=16, choices=InvoiceStatus.choices, default=InvoiceStatus.REQUESTED)
+    decided_at = models.DateTimeField(null=True, blank=True)
+    decided_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+                                   related_name="+")
+    invoice_number = models.CharField(max_length=64, blank=True)
+    invoice_date = models.DateField(null=True, blank=True)
+    invoice_file = models.FileField(upload_to="tax-invoices/%Y/", max_length=200, blank=True)
+    rejected_reason = models.CharField(max_length=500, blank=True)
+    # the decision email, claimed once (a retry never sends it twice)
+    decision_emailed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-requested_at", "-id"]
+        constraints = [
+            models.CheckConstraint(condition=Q(amount__gt=0), name="invoice_request_amount_positive"),
+            models.CheckConstraint(
+                condition=(Q(status="requested") & Q(decided_at__isnull=True))
+                | (Q(status="issued") & Q(decided_at__isnull=False) & ~Q(invoice_number=""))
+                | (Q(status="rejected") & Q(decided_at__isnull=False) & ~Q(rejected_reason="")),
+                name="invoice_request_decision_complete",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.account.code} {self.get_kind_display()} {self.amount} {self.currency}"
+
+
+class InvoiceRequestBill(models.Model):
+    """A bill on a request, with the paid amount invoiced. ``active`` while
+    the request is not rejected: the partial unique constraint makes a bill
+    invoiced at most once, even for two requests racing."""
+
+    request = models.ForeignKey(InvoiceRequest, on_delete=models.PROTECT, related_name="bills")
+    bill = models.ForeignKey(Bill, on_delete=models.PROTECT, related_name="invoice_items")
+    # the bill's paid amount at the request (currency units)
+    amount = _money()
+    active = models.BooleanField(default=True)
+
+    class Meta:
+        ordering = ["bill__period"]
+        constraints = [
+            models.UniqueConstraint(fields=["bill"], condition=Q(active=True), name="bill_invoiced_once"),
+            models.CheckConstraint(condition=Q(amount__gt=0), name="invoice_item_amount_positive"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.bill} {self.amount}"

@@ -9,15 +9,18 @@ retries with exponential backoff while the mail transport fails.
 from __future__ import annotations
 
 import datetime as dt
+import smtplib
 
 from celery import shared_task
+from django.conf import settings
 from django.utils import timezone
 
 from core.periods import parse_instant
 from core.queue import enqueue_on_commit
 
-from .models import Statement
+from .models import InvoiceRequest, Statement
 from .statements import StatementEmailError, statement_email_send, statement_issue, statements_due
+from .tax_invoices import tax_invoice_email_send
 
 
 def _instant(now: str | None) -> dt.datetime:
@@ -50,3 +53,17 @@ def statement_email(statement_id: int, now: str | None = None) -> bool:
     """Email one statement (once); a transport failure raises and retries."""
     statement = Statement.objects.get(pk=statement_id)
     return statement_email_send(statement=statement, now=_instant(now)).sent
+
+
+@shared_task(
+    name="invoices.tasks.tax_invoice_decided_send",
+    autoretry_for=(smtplib.SMTPException, OSError),
+    retry_backoff=60,
+    retry_backoff_max=3600,
+    retry_jitter=True,
+    max_retries=10,
+)
+def tax_invoice_decided_send(request_id: int) -> list[str]:
+    """Tell the customer their tax invoice was issued (with the file) or rejected, once."""
+    request = InvoiceRequest.objects.select_related("account", "requested_by").get(pk=request_id)
+    return tax_invoice_email_send(request=request, site_url=settings.SITE_URL, now=timezone.now())

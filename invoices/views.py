@@ -1,20 +1,31 @@
-"""Console downloads: the CSV export and the PDF statement (interfaces.md)."""
+"""Console downloads (the CSV export, the PDF statement) and tax invoices (interfaces.md)."""
 from __future__ import annotations
 
 import io
 
-from django.http import FileResponse, StreamingHttpResponse
-from django.shortcuts import render
+from django.contrib import messages
+from django.http import FileResponse, Http404, StreamingHttpResponse
+from django.shortcuts import redirect, render
 from django.utils import timezone
-from django.views.decorators.http import require_GET
+from django.utils.translation import gettext as _
+from django.views.decorators.http import require_GET, require_http_methods
 
 from accounts.permissions import account_required
+from accounts.selectors import billing_info_for
 from core.periods import Period, PeriodError
 
 from .export import account_export_csv, export_periods
-from .models import Bill
+from .forms import InvoiceRequestForm
+from .models import Bill, InvoiceKind, InvoiceStatus
 from .selectors import console_period_check, console_periods
 from .statements import statement_document, statement_filename, statement_issue
+from .tax_invoices import (
+    InvoiceRequestError,
+    invoice_request_create,
+    invoice_request_get,
+    invoice_request_list,
+    invoiceable_bills,
+)
 
 
 def _error(request, status: int, title: str, message: str):
@@ -91,5 +102,56 @@ def statement_pdf(request, period: str):
     _, pdf = statement_document(statement=statement, now=now)
     response = FileResponse(io.BytesIO(pdf), content_type="application/pdf",
                             filename=statement_filename(statement=statement))
+    response["Cache-Control"] = "private, no-store"
+    return response
+
+
+@require_http_methods(["GET", "HEAD", "POST"])
+@account_required("view")
+def tax_invoices(request):
+    """``/billing/invoices/``: the account's invoice requests and issued
+    invoices; owners and accountants request one for paid bills here."""
+    account = request.membership.account
+    may_request = request.membership.can("invoices")
+    invoiceable = invoiceable_bills(account=account) if may_request else []
+    form = None
+    status = 200
+    if may_request:
+        initial = {"email": request.user.email, "kind": InvoiceKind.GENERAL_VAT,
+                   "title": getattr(billing_info_for(account=account), "company_name", "")}
+        form = InvoiceRequestForm(request.POST if request.method == "POST" else None, initial=initial,
+                                  invoiceable=invoiceable, currency=account.currency)
+    if request.method == "POST":
+        if not may_request:
+            return _error(request, 403, _("Not allowed"), _("Only owners and accountants request invoices."))
+        if form.is_valid():
+            data = form.cleaned_data
+            try:
+                invoice_request_create(account=account, user=request.user, bill_ids=data["bills"], kind=data["kind"],
+                                       title=data["title"], taxpayer_id=data["taxpayer_id"],
+                                       address_phone=data["address_phone"], bank_account=data["bank_account"],
+                                       email=data["email"], now=timezone.now())
+            except InvoiceRequestError as exc:
+                form.add_error(None, str(exc))
+            else:
+                messages.success(request, _("Invoice requested. We email you when it is issued."))
+                return redirect("billing:invoices")
+        status = 400
+    return render(request, "invoices/tax_invoices.html", {
+        "account": account, "form": form, "invoiceable": invoiceable, "may_request": may_request,
+        "requests": invoice_request_list(account=account),
+    }, status=status)
+
+
+@require_GET
+@account_required("invoices")
+def tax_invoice_file(request, public_id):
+    """The issued invoice's file, for the account's owners and accountants."""
+    invoice = invoice_request_get(account=request.membership.account, public_id=public_id)
+    if invoice is None or invoice.status != InvoiceStatus.ISSUED or not invoice.invoice_file:
+        raise Http404
+    name = invoice.invoice_file.name
+    response = FileResponse(invoice.invoice_file.open("rb"), as_attachment=True,
+                            filename=f"invoice-{invoice.invoice_number}{name[name.rfind('.'):]}")
     response["Cache-Control"] = "private, no-store"
     return response
