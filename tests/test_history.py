@@ -59,14 +59,11 @@ def repay_all(account, key="r1", now=REPAID):
     return payment
 
 
-@pytest.fixture
-def history(worked_example, settings):
+def history_seed(acme):
     """billing-rules §8's October settled (6.72: 5.00 from funds, 1.72
     overdrawn), its statement emailed, the overdraft repaid; 20.00 topped up
     by staff; 50,000 emails in November (packs used up: 15.00, paid from
     funds) settled; 10,000 emails so far in December (estimate 3.00)."""
-    settings.PAYMENTS_SANDBOX = True
-    acme = worked_example
     october, _ = bill_settle(account=acme, period=Period(2026, 10), now=OCT_SETTLED)
     statement = statement_issue(bill=october, now=STATEMENT_SENT)
     statement_email_send(statement=statement, now=STATEMENT_SENT)
@@ -76,6 +73,12 @@ def history(worked_example, settings):
     bill_settle(account=acme, period=Period(2026, 11), now=NOV_SETTLED)
     add_usage(acme, "sg", "email", "2026-12-02", 10_000)
     return acme
+
+
+@pytest.fixture
+def history(worked_example, settings):
+    settings.PAYMENTS_SANDBOX = True
+    return history_seed(worked_example)
 
 
 # --- 1. the bills list ------------------------------------------------------------

@@ -14,11 +14,17 @@ from aurora_billing.settlement import bill_settle
 from core.periods import Period
 from payments.services import topup_record
 from tests.support import add_pack, add_price, add_usage, utc
-from tests.test_history import IN_DECEMBER, OCT_SETTLED, _queries, get, history, login, text_of  # noqa: F401
+from tests.test_history import IN_DECEMBER, OCT_SETTLED, _queries, get, history_seed, login, text_of
 
 pytestmark = pytest.mark.django_db
 
 IN_NOVEMBER = utc(2026, 11, 20, 4)  # 2026-11-20 12:00 UTC+8
+
+
+@pytest.fixture
+def history(worked_example, settings):
+    settings.PAYMENTS_SANDBOX = True
+    return history_seed(worked_example)
 
 
 @pytest.fixture
