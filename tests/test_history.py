@@ -226,3 +226,12 @@ def test_history_pages_read_a_constant_number_of_queries(client, history, path):
     after = _queries(client, path, now=utc(2027, 1, 20))
     assert before == after
 
+
+
+def test_history_strings_have_simplified_chinese_translations():
+    from django.utils import translation
+
+    with translation.override("zh-hans"):
+        assert translation.gettext("Bills") == "账单"
+        assert translation.gettext("Overdrawn") == "欠费"
+        assert translation.gettext("Email packs") == "资源包"
