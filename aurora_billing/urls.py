@@ -11,10 +11,14 @@ import invoices.urls
 import payments.urls
 import usage.urls
 
-from . import health, security, views
+from . import health, history_views, security, views
 
 billing_patterns = [
     path("", views.billing_summary, name="summary"),
+    path("bills/", history_views.bills, name="bills"),
+    path("funds/", history_views.funds, name="funds"),
+    path("packs/", history_views.packs, name="packs"),
+    path("insight/", history_views.insight, name="insight"),
     *accounts.urls.billing_patterns,
     *invoices.urls.billing_patterns,
     *payments.urls.billing_patterns,

@@ -11,13 +11,14 @@ import copy
 import datetime as dt
 from collections import defaultdict
 from collections.abc import Iterable
-from decimal import Decimal
+from dataclasses import dataclass
+from decimal import ROUND_DOWN, ROUND_HALF_UP, Decimal
 
-from django.db.models import F, OuterRef, Subquery, Sum
-from django.db.models.functions import Coalesce
+from django.db.models import Count, F, OuterRef, Q, Subquery, Sum
+from django.db.models.functions import Coalesce, TruncMonth
 
 from accounts.models import Account
-from core.money import ZERO
+from core.money import ZERO, round_money
 from core.periods import Period, PeriodError
 from usage.models import DailyUsage, EmailPack, Price
 
@@ -30,7 +31,7 @@ from .calculation import (
     plan_step,
     usage_periods,
 )
-from .models import Bill, BillLine
+from .models import Bill, BillLine, LineStatus, PackDeduction
 
 
 class PeriodOutOfRange(PeriodError):
@@ -219,3 +220,187 @@ def console_period_check(*, account: Account, period: Period, periods: list[Peri
         f"{account.name} has no usage or bills before {oldest}, so {period} has nothing to show. "
         f"Periods available: {available}."
     )
+
+
+# --- history: the bills list and the packs page (issue #17) ---------------
+
+@dataclass(frozen=True)
+class BillSummary:
+    """A settled bill as the bills list shows it; money in the bill's currency."""
+
+    period: str
+    total: Decimal  # sum of line amounts
+    paid: Decimal  # funds applied + repayments, over its lines
+    balance: Decimal  # total − paid
+    overdrawn: bool  # any line Overdrawn
+    funds_applied: Decimal  # at settlement
+    settled_at: dt.datetime
+    statement_number: str  # '' until the statement is issued
+    emailed_at: dt.datetime | None
+
+
+def bill_list(*, account: Account) -> list[BillSummary]:
+    """Every settled bill of ``account``, newest period first, with paid and
+    balance summed over its lines: one query whatever the number of bills."""
+    rows = (
+        Bill.objects.filter(account=account)
+        .values("period", "total_amount", "funds_applied", "settled_at", "statement__number", "statement__emailed_at")
+        .annotate(paid=Sum("lines__paid"), balance=Sum("lines__balance"),
+                  overdrawn=Count("lines", filter=Q(lines__status=LineStatus.OVERDRAWN)))
+        .order_by("-period")
+    )
+    return [
+        BillSummary(period=r["period"], total=r["total_amount"], paid=round_money(r["paid"] or ZERO),
+                    balance=round_money(r["balance"] or ZERO), overdrawn=r["overdrawn"] > 0,
+                    funds_applied=r["funds_applied"], settled_at=r["settled_at"],
+                    statement_number=r["statement__number"] or "", emailed_at=r["statement__emailed_at"])
+        for r in rows
+    ]
+
+
+def usage_unbilled_periods(*, account: Account) -> list[Period]:
+    """Periods with usage no bill covers yet, newest first (the open month,
+    a month before its bill time, late usage of a settled month)."""
+    days = (DailyUsage.objects.filter(account=account, quantity__gt=F("billed_quantity"))
+            .annotate(month=TruncMonth("day")).values_list("month", flat=True).distinct().order_by())
+    return sorted({Period.of_day(d) for d in days}, reverse=True)
+
+
+@dataclass(frozen=True)
+class PackCoverage:
+    period: str  # the bill's period
+    adjustment_for: str  # '' or the original period of late usage
+    emails: int
+
+
+@dataclass(frozen=True)
+class PackSummary:
+    """An email pack with what settled bills took from it (emails)."""
+
+    reference: str
+    region: str
+    region_name: str
+    quantity: int
+    used: int
+    valid_from: dt.date
+    valid_until: dt.date  # exclusive
+    coverage: list[PackCoverage]  # oldest bill first
+
+    @property
+    def left(self) -> int:
+        return self.quantity - self.used
+
+    @property
+    def last_day(self) -> dt.date:
+        return self.valid_until - dt.timedelta(days=1)
+
+
+def pack_list(*, account: Account) -> list[PackSummary]:
+    """Every email pack of ``account`` (soonest expiry first), with the
+    emails settled bills took from it per bill period: two queries."""
+    packs = list(
+        EmailPack.objects.filter(account=account)
+        .annotate(used=Coalesce(Sum("deductions__quantity"), 0))
+        .values_list("id", "reference", "region_id", "region__name", "quantity", "used", "valid_from",
+                     "valid_until")
+        .order_by("valid_until", "valid_from", "reference")
+    )
+    coverage: dict[int, list[PackCoverage]] = defaultdict(list)
+    for pack_id, period, adjustment_for, emails in (
+        PackDeduction.objects.filter(pack__account=account)
+        .values("pack_id", "line__bill__period", "line__adjustment_for")
+        .annotate(emails=Sum("quantity"))
+        .order_by("pack_id", "line__bill__period", "line__adjustment_for")
+        .values_list("pack_id", "line__bill__period", "line__adjustment_for", "emails")
+    ):
+        coverage[pack_id].append(PackCoverage(period=period, adjustment_for=adjustment_for, emails=int(emails)))
+    return [
+        PackSummary(reference=reference, region=region, region_name=region_name, quantity=quantity,
+                    used=int(used), valid_from=valid_from, valid_until=valid_until, coverage=coverage[pk])
+        for pk, reference, region, region_name, quantity, used, valid_from, valid_until in packs
+    ]
+
+
+# Service items billed by the month (IP-months, certificate-months): a
+# forecast takes their month-to-date quantity as it stands.
+MONTHLY_SERVICES = frozenset({"dedicated_ip", "bimi_certification"})
+
+
+@dataclass(frozen=True)
+class Forecast:
+    """The month-end projection of an open period (``billing_forecast``)."""
+
+    period: Period
+    days_elapsed: int  # complete UTC+8 days before today
+    days_left: int  # today and the days after it, to the period's end
+    calculation: Calculation  # the projected lines, priced and deducted as settlement would
+    earlier_total: Decimal  # estimates of earlier periods not settled yet (settled first, take funds first)
+    packs_out: dict[str, dt.date]  # region → last day packs cover emails, where they run out
+
+    @property
+    def total(self) -> Decimal:
+        return self.calculation.total
+
+
+def billing_forecast(*, account: Account, period: Period, today: dt.date) -> Forecast | None:
+    """Month-end projection of open ``period`` at UTC+8 day ``today``: the
+    usage of the complete days so far, plus each (service item, region,
+    result)'s average per complete day for today and every day left (monthly
+    items as they stand), run through the settlement calculation with the
+    packs as they are (earlier unsettled periods first, as
+    ``billing_estimate``). None before the first complete day."""
+    if not period.first_day < today < period.end_day:
+        return None
+    elapsed = (today - period.first_day).days
+    left = (period.end_day - today).days
+    rows = usage_unbilled(account=account, before=period.end_day)
+    sums: dict[tuple[str, str, str], Decimal] = defaultdict(lambda: ZERO)
+    kept: list[UsageRow] = []
+    for row in rows:
+        if row.day < period.first_day or row.service in MONTHLY_SERVICES:
+            kept.append(row)
+        elif row.day < today:
+            kept.append(row)
+            sums[(row.service, row.region, row.result)] += row.quantity
+    days = [today + dt.timedelta(days=i) for i in range(left)]
+    for (service, region, result), so_far in sorted(sums.items()):
+        kept.extend(UsageRow(id=None, service=service, region=region, result=result, day=day, quantity=q)
+                    for day, q in zip(days, _spread(so_far * left / elapsed, left, whole=service != "data_flow"),
+                                      strict=True))
+    kept.sort(key=lambda r: r.day)
+    billed = billed_periods(account=account)
+    packs = copy.deepcopy(packs_state(account=account))
+    price_for = price_lookup(currency=account.currency)
+    prior = prior_data_flow(account=account, periods={p for p in usage_periods(kept) if str(p) in billed})
+    earlier = ZERO
+    while True:
+        step = plan_step(rows=kept, billed=billed, latest=period)
+        settling = step.decision.period
+        before = {p.id: p.remaining for p in packs}
+        result = lines_compute(period=settling, usage=step.covered, packs=packs, price_for=price_for,
+                               currency=account.currency, prior_data_flow=prior)
+        if settling == period:
+            break
+        earlier += result.total
+        kept = step.rest
+        billed = billed | {str(settling)}
+    packs_out = {}
+    for line in result.lines:
+        if line.service != "email" or line.adjustment_for or line.billable_quantity <= 0 or not line.deductions:
+            continue
+        drained = [p for p in packs if p.region == line.region and before[p.id] > 0 and p.remaining == 0]
+        if drained:
+            packs_out[line.region] = max(day for _, day, _ in line.deductions)
+    return Forecast(period=period, days_elapsed=elapsed, days_left=left, calculation=result,
+                    earlier_total=earlier, packs_out=packs_out)
+
+
+def _spread(total: Decimal, days: int, *, whole: bool) -> list[Decimal]:
+    """``total`` over ``days`` days: whole numbers (the first days take the
+    remainder) or 6 decimal places (the last day takes the remainder)."""
+    if whole:
+        units = int(total.to_integral_value(rounding=ROUND_HALF_UP))
+        base, extra = divmod(units, days)
+        return [Decimal(base + (1 if i < extra else 0)) for i in range(days)]
+    each = (total / days).quantize(Decimal("0.000001"), rounding=ROUND_DOWN)
+    return [each] * (days - 1) + [total.quantize(Decimal("0.000001"), rounding=ROUND_HALF_UP) - each * (days - 1)]

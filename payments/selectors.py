@@ -2,18 +2,19 @@
 from __future__ import annotations
 
 import datetime as dt
+import uuid
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
 from decimal import Decimal
 
-from django.db.models import QuerySet, Sum
+from django.db.models import Count, Max, Min, QuerySet, Sum
 
 from accounts.models import Account
 from core.money import ZERO_MONEY, round_money
 from invoices.models import BillLine, LineStatus
 
-from .models import LedgerEntry, Payment, PaymentLine, PaymentPurpose, PaymentStatus
+from .models import EntryKind, LedgerEntry, Payment, PaymentLine, PaymentMethod, PaymentPurpose, PaymentStatus
 
 
 def funds_balances(*, account_ids: Iterable[int], at: dt.datetime | None = None) -> defaultdict[int, Decimal]:
@@ -106,3 +107,82 @@ def payment_lines(*, payment: Payment) -> list[DueLine]:
                 adjustment_for=c.line.adjustment_for, balance=c.balance, status=c.line.status)
         for c in covered
     ]
+
+
+# --- the funds ledger page (issue #17) -------------------------------------
+
+@dataclass(frozen=True)
+class FundsMovement:
+    """One movement of the prepaid funds, as the funds ledger shows it.
+    Settlement entries are one per bill (its lines summed), repayment
+    applications one per (payment, bill); money in the account's currency."""
+
+    at: dt.datetime
+    kind: str  # EntryKind value
+    amount: Decimal  # > 0 adds to the funds, < 0 takes from them
+    balance: Decimal  # the funds after this movement (running balance)
+    reference: str  # the top-up reference, or the payment's human reference
+    period: str  # the bill's period for settlement and repayment applications, else ''
+    lines: int  # ledger entries summed into this row
+    memo: str
+    recorded_by: str  # email of whoever booked it ('' for the system)
+    payment_id: str  # the payment's public id, for console top-ups and repayments
+    payment_method: str  # its method label, '' for staff-recorded movements
+
+    @property
+    def staff_recorded(self) -> bool:
+        return self.kind == EntryKind.TOPUP and not self.payment_id
+
+
+_KIND_ORDER = {EntryKind.TOPUP: 0, EntryKind.REPAYMENT: 1, EntryKind.SETTLEMENT: 2,
+               EntryKind.REPAYMENT_APPLICATION: 3}
+
+
+def funds_ledger(*, account: Account) -> list[FundsMovement]:
+    """Every movement of ``account``'s funds, oldest first, with the
+    running balance: three queries whatever the number of entries. The last
+    balance equals ``funds_balances`` without ``at``."""
+    single = LedgerEntry.objects.filter(account=account, kind__in=[EntryKind.TOPUP, EntryKind.REPAYMENT]).values(
+        "id", "at", "kind", "amount", "reference", "memo", "created_by__email")
+    grouped = (
+        LedgerEntry.objects.filter(account=account,
+                                   kind__in=[EntryKind.SETTLEMENT, EntryKind.REPAYMENT_APPLICATION])
+        .values("kind", "reference", "line__bill__period")
+        .annotate(first_id=Min("id"), at=Max("at"), amount=Sum("amount"), lines=Count("id"),
+                  created_by__email=Max("created_by__email"))
+        .order_by()
+    )
+    rows = [{**r, "lines": 1, "line__bill__period": ""} for r in single]
+    rows += [{**r, "id": r.pop("first_id"), "memo": ""} for r in grouped]
+    public_ids = {r["reference"].split(":")[1] for r in rows if r["reference"].startswith("payment:")}
+    payments = {
+        str(public_id): (reference, PaymentMethod(method).label)
+        for public_id, reference, method in Payment.objects.filter(
+            account=account, public_id__in=[p for p in public_ids if _is_uuid(p)]
+        ).values_list("public_id", "reference", "method")
+    }
+    rows.sort(key=lambda r: (r["at"], _KIND_ORDER[r["kind"]], r["line__bill__period"], r["id"]))
+    out: list[FundsMovement] = []
+    balance = ZERO_MONEY
+    for r in rows:
+        amount = round_money(r["amount"])
+        balance += amount
+        payment_id = r["reference"].split(":")[1] if r["reference"].startswith("payment:") else ""
+        reference, method = payments.get(payment_id, ("", ""))
+        if not reference:
+            payment_id = ""
+            reference = "" if r["reference"].startswith("bill:") else r["reference"]
+        out.append(FundsMovement(
+            at=r["at"], kind=r["kind"], amount=amount, balance=balance, reference=reference,
+            period=r["line__bill__period"] or "", lines=r["lines"], memo=r["memo"],
+            recorded_by=r["created_by__email"] or "", payment_id=payment_id, payment_method=method,
+        ))
+    return out
+
+
+def _is_uuid(text: str) -> bool:
+    try:
+        uuid.UUID(text)
+    except ValueError:
+        return False
+    return True

@@ -1,0 +1,22 @@
+"""Template filters of the history pages: instants shown in the billing time zone."""
+from django import template
+
+from core.periods import BILLING_TZ
+
+register = template.Library()
+
+
+@register.filter
+def billing_date(value) -> str:
+    """An instant as its UTC+8 day: ``2026-11-05``."""
+    if not value:
+        return ""
+    return f"{value.astimezone(BILLING_TZ):%Y-%m-%d}"
+
+
+@register.filter
+def billing_time(value) -> str:
+    """An instant in UTC+8: ``2026-11-05 10:00``."""
+    if not value:
+        return ""
+    return f"{value.astimezone(BILLING_TZ):%Y-%m-%d %H:%M}"

@@ -1,0 +1,178 @@
+"""The insight page (/billing/insight/?period=YYYY-MM, issue #17): cost by
+region, the 12-month trend, what invalid addresses cost, the
+month-over-month explanation and the month-end forecast, with exact
+amounts that agree with the bills, and a constant number of queries."""
+from __future__ import annotations
+
+from decimal import Decimal
+
+import pytest
+import time_machine
+
+from aurora_billing.console.insight import billing_insight, result_shares
+from aurora_billing.settlement import bill_settle
+from core.periods import Period
+from payments.services import topup_record
+from tests.support import add_pack, add_price, add_usage, utc
+from tests.test_history import IN_DECEMBER, OCT_SETTLED, _queries, get, history_seed, login, text_of
+
+pytestmark = pytest.mark.django_db
+
+IN_NOVEMBER = utc(2026, 11, 20, 4)  # 2026-11-20 12:00 UTC+8
+
+
+@pytest.fixture
+def history(worked_example, settings):
+    settings.PAYMENTS_SANDBOX = True
+    return history_seed(worked_example)
+
+
+@pytest.fixture
+def invalid_october(acme):
+    """sg: 13,000 emails (1,500 of them Not Exist / Format Error), 3,000
+    from a pack, 3 GB; hk: 1,000 delivered. Settled: 3.52."""
+    add_price("email", "sg", "0.000300")
+    add_price("data_flow", "sg", "0.30")
+    add_price("email", "hk", "0.000400")
+    add_pack(acme, "sg", "P", 3_000, "2026-09-01", "2027-09-01")
+    for result, emails in (("delivered", 10_000), ("soft_bounce", 1_000), ("format_error", 500),
+                           ("not_exist", 1_000), ("reject", 300), ("junk_mail", 200)):
+        add_usage(acme, "sg", "email", "2026-10-05", emails, result=result)
+    add_usage(acme, "sg", "data_flow", "2026-10-05", "3")
+    add_usage(acme, "hk", "email", "2026-10-06", 1_000)
+    bill, _ = bill_settle(account=acme, period=Period(2026, 10), now=OCT_SETTLED)
+    assert bill.total_amount == Decimal("3.52")
+    return acme
+
+
+# --- 5. cost by region --------------------------------------------------------
+
+def test_cost_by_region_is_one_table_adding_up_to_the_bill(client, invalid_october):
+    page = text_of(get(login(client), "/billing/insight/?period=2026-10", now=IN_NOVEMBER))
+    assert "Region Email Data Flow Total HK (hk) 0.40 0.00 0.40 SG (sg) 3.00 0.12 3.12 Total 3.40 0.12 3.52" in page
+
+
+# --- 4. invalid addresses -----------------------------------------------------
+
+def test_result_shares_split_each_line_to_the_cent_by_largest_remainder(invalid_october):
+    line = invalid_october.bills.get().lines.get(service_id="email", region_id="sg")
+    insight = billing_insight(account=invalid_october, period=Period(2026, 10), now=IN_NOVEMBER)
+    email_sg = next(x for x in insight.figures.lines if x.service == "email" and x.region == "sg")
+    assert email_sg.amount == line.amount == Decimal("3.00")
+    assert result_shares(email_sg) == {
+        "delivered": Decimal("2.31"), "soft_bounce": Decimal("0.23"), "format_error": Decimal("0.11"),
+        "not_exist": Decimal("0.23"), "reject": Decimal("0.07"), "junk_mail": Decimal("0.05"),
+    }
+    cost = insight.invalid
+    assert (cost.invalid, cost.soft_bounce, cost.invalid_share, cost.soft_bounce_share) == (
+        Decimal("0.46"), Decimal("0.23"), Decimal("13.1"), Decimal("6.5"))
+    # without 1,500 Not Exist / Format Error: email 8,500 billable (2.55), and
+    # 0.3 GB less free traffic (data flow 0.7 GB: 0.21); hk unchanged 0.40
+    assert (cost.without_avoidable, cost.avoidable_saving) == (Decimal("3.16"), Decimal("0.36"))
+
+
+def test_invalid_cost_on_the_page(client, invalid_october):
+    page = text_of(get(login(client), "/billing/insight/?period=2026-10", now=IN_NOVEMBER))
+    assert ("Invalid results cost 0.46 (13.1% of the bill); Soft Bounce 0.23 (6.5%). Without the Not Exist and "
+            "Format Error sends the month would have cost 3.16 (0.36 less).") in page
+    assert "SG 13,000 0.11 0.23 0.07 0.05 0.46 0.23" in page
+    assert "HK 1,000 0.00 0.00 0.00 0.00 0.00 0.00" in page
+
+
+# --- 2. trend ------------------------------------------------------------------
+
+def test_trend_shows_twelve_months_settled_and_the_estimate(client, history):
+    response = get(login(client), "/billing/insight/?period=2026-11")
+    page = text_of(response)
+    assert "2026-10 5.40 1.32 6.72 0.00 0.00" in page
+    assert "2026-11 15.00 0.00 15.00" in page
+    assert "2026-12 (estimate) 3.00 0.00 3.00" in page
+    assert "2026-01 0.00 0.00 0.00" in page and "2025-12" not in page.split("Cost trend")[1].split("What")[0]
+    html = response.content.decode()
+    assert html.count('<rect class="bar-') == 4  # Oct (2 items), Nov, Dec
+    assert html.count("estimate\" x=") == 1
+
+
+# --- 3. month over month --------------------------------------------------------
+
+def test_month_over_month_parts_add_up_to_the_difference(client, history):
+    insight = billing_insight(account=history, period=Period(2026, 11), now=IN_DECEMBER)
+    mom = insight.month_over_month
+    assert mom.difference == Decimal("8.28")  # 15.00 − 6.72
+    assert [(c.kind, c.service, c.amount) for c in mom.causes] == [
+        ("pack_coverage", "email", Decimal("15.00")),
+        ("volume", "email", Decimal("-5.40")),
+        ("new_items", "data_flow", Decimal("-1.32")),
+    ]
+    assert sum(c.amount for c in mom.causes) == mom.difference
+    page = text_of(get(login(client), "/billing/insight/?period=2026-11"))
+    page = page.replace("8.28 :", "8.28:")  # <strong>+8.28</strong>: text_of puts a space for each tag
+    assert ("+8.28: pack coverage in sg: -60,000 emails from packs; your pack A expired on 10-16; your pack B is "
+            "used up (+15.00); -28,000 delivered emails in sg (-5.40); data_flow no longer used (sg) (-1.32)") in page
+
+
+def test_month_over_month_price_and_result_mix(acme):
+    add_price("email", "sg", "0.000300")
+    add_price("email", "sg", "0.000350", effective_from="2026-11-01")
+    add_usage(acme, "sg", "email", "2026-10-05", 10_000)
+    add_usage(acme, "sg", "email", "2026-11-05", 12_000)
+    add_usage(acme, "sg", "email", "2026-11-05", 3_001, result="not_exist")
+    add_usage(acme, "hk", "email", "2026-11-05", 1_000)  # a new region
+    add_price("email", "hk", "0.000400")
+    bill_settle(account=acme, period=Period(2026, 10), now=OCT_SETTLED)
+    mom = billing_insight(account=acme, period=Period(2026, 11), now=IN_NOVEMBER).month_over_month
+    # 3.00 → 15,001 × 0.00035 = 5.25035 → 5.25, and hk 0.40
+    assert mom.difference == Decimal("2.65")
+    assert {(c.kind, c.region): c.amount for c in mom.causes} == {
+        ("volume", "sg"): Decimal("0.60"), ("result_mix", "sg"): Decimal("0.90"), ("price", "sg"): Decimal("0.75"),
+        ("region_mix", "hk"): Decimal("0.40"),
+    }
+
+
+# --- 6. forecast ----------------------------------------------------------------
+
+def test_forecast_projects_the_pace_through_packs_and_funds(client, acme):
+    add_price("email", "sg", "0.000300")
+    add_pack(acme, "sg", "pk", 25_000, "2026-11-01", "2028-11-01")
+    topup_record(account=acme, amount=Decimal("0.50"), reference="t", at=utc(2026, 11, 1))
+    add_usage(acme, "sg", "email", "2026-11-05", 19_000)  # 19 complete days: 1,000 a day
+    add_usage(acme, "sg", "email", "2026-11-20", 500)  # today, partial: not the pace
+    insight = billing_insight(account=acme, period=Period(2026, 11), now=IN_NOVEMBER)
+    f = insight.forecast
+    assert (f.forecast.days_elapsed, f.forecast.days_left) == (19, 11)
+    # 11-20 … 11-25 drain the pack's last 6,000; 11-26 … 11-30: 5,000 × 0.0003
+    assert f.forecast.total == Decimal("1.50") and f.overdraft == Decimal("1.00")
+    assert str(f.forecast.packs_out["sg"]) == "2026-11-25"
+    page = text_of(get(login(client), "/billing/insight/", now=IN_NOVEMBER))
+    assert ("At this pace packs in sg run out on 11-25; projected amount 1.50; projected overdraft 1.00 after "
+            "funds.") in page
+    assert "the usage of the 19 complete days so far" in page
+
+
+def test_no_forecast_for_a_settled_month(client, history):
+    assert "Month-end forecast" not in text_of(get(login(client), "/billing/insight/?period=2026-11"))
+
+
+# --- the page -------------------------------------------------------------------
+
+@pytest.mark.parametrize("query", ["?period=2026-13", "?period=2031-01", "?period=x"])
+def test_bad_period_is_a_400(client, history, query):
+    assert get(login(client), f"/billing/insight/{query}").status_code == 400
+
+
+def test_insight_reads_a_constant_number_of_queries(client, history):
+    login(client)
+    before = [_queries(client, f"/billing/insight/{q}") for q in ("", "?period=2026-11")]
+    add_price("email", "hk", "0.000400")
+    add_price("data_flow", "hk", "0.30")
+    add_pack(history, "hk", "hk-1", 1_000, "2026-11-01", "2027-11-01")
+    for day in ("2026-12-03", "2026-12-04", "2026-12-05"):
+        add_usage(history, "hk", "email", day, 5_000, result="not_exist")
+        add_usage(history, "hk", "data_flow", day, "3")
+    for i in range(5):
+        topup_record(account=history, amount=Decimal("1.00"), reference=f"x{i}", at=utc(2026, 12, 2))
+    with time_machine.travel(utc(2027, 1, 1, 7), tick=False):
+        bill_settle(account=history, period=Period(2026, 12), now=utc(2027, 1, 1, 7))
+    add_usage(history, "sg", "email", "2027-01-03", 7_000)
+    after = [_queries(client, f"/billing/insight/{q}", now=utc(2027, 1, 20)) for q in ("", "?period=2026-12")]
+    assert before == after
