@@ -83,10 +83,20 @@ def statement_number_next(*, year: int) -> str:
 
 def statement_issue(*, bill: Bill, now: dt.datetime) -> Statement:
     """The statement of ``bill``: the existing one, or a new one numbered,
-    rendered and stored now. Idempotent and safe to call concurrently."""
+    rendered and stored now. Idempotent and safe to call concurrently.
+    Earlier bills of the account without a statement are issued first, in
+    period order, so an account's statement numbers follow its periods
+    whichever PDF is downloaded first."""
     existing = Statement.objects.filter(bill=bill).first()
     if existing is not None:
         return existing
+    for earlier in Bill.objects.filter(account_id=bill.account_id, period__lt=bill.period,
+                                       statement__isnull=True).order_by("period"):
+        _statement_issue_one(bill=earlier, now=now)
+    return _statement_issue_one(bill=bill, now=now)
+
+
+def _statement_issue_one(*, bill: Bill, now: dt.datetime) -> Statement:
     stored_name = None
     try:
         with transaction.atomic():

@@ -9,6 +9,7 @@ from decimal import Decimal
 
 import pytest
 import time_machine
+from django.test import Client
 from django.urls import reverse
 from pypdf import PdfReader
 
@@ -376,3 +377,19 @@ def test_statements_issued_before_issued_lines_get_the_figures_at_settlement(wor
         str(email.pk): {"paid": "5.00", "balance": "0.40", "status": "Overdrawn"},
         str(data_flow.pk): {"paid": "0.00", "balance": "1.32", "status": "Overdrawn"},
     }
+
+
+def test_statement_numbers_follow_the_periods_whichever_is_downloaded_first(acme):
+    """October's PDF opened before September's: September still gets the lower number."""
+    add_price("email", "sg", "0.000300")
+    bills = {}
+    for month in (9, 10, 11):
+        add_usage(acme, "sg", "email", f"2026-{month:02d}-03", 1000)
+        period = Period(2026, month)
+        bills[month], _ = bill_settle(account=acme, period=period, now=period.bill_time)
+    client = Client()
+    client.force_login(acme.memberships.get().user)
+    assert client.get("/billing/statements/2026-10.pdf").status_code == 200
+    numbers = dict(Statement.objects.values_list("bill__period", "number"))
+    assert numbers == {"2026-09": "AUR-2026-000001", "2026-10": "AUR-2026-000002"}
+    assert statement_issue(bill=bills[11], now=utc(2026, 12, 5, 2)).number == "AUR-2026-000003"
