@@ -10,12 +10,13 @@ from django.utils.cache import patch_vary_headers
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.csrf import csrf_exempt, csrf_protect
 from django.views.decorators.http import require_POST, require_safe
+from django.views.i18n import LANGUAGE_QUERY_PARAMETER, set_language
 
 from .forms import BillingInfoForm, LicenseForm
 from .middleware import SESSION_KEY
 from .permissions import account_required
 from .selectors import billing_info_for, membership_list
-from .services import BillingInfoError, billing_info_license_add, billing_info_submit
+from .services import BillingInfoError, billing_info_license_add, billing_info_submit, user_language_set
 from .uploads import (
     LICENSE_MAX_BYTES,
     LICENSE_REQUEST_MAX_BYTES,
@@ -41,6 +42,16 @@ def account_switch(request):
     if not url_has_allowed_host_and_scheme(target, allowed_hosts={request.get_host()}):
         target = reverse("billing:summary")
     return HttpResponseRedirect(target)
+
+
+def language_set(request):
+    """Django's ``set_language`` (POST ``language``, ``next``: the cookie
+    and the redirect), and for a signed-in user the language saved as
+    their preference, so it follows them to other browsers, emails and PDFs."""
+    response = set_language(request)
+    if request.method == "POST" and request.user.is_authenticated:
+        user_language_set(user=request.user, language=request.POST.get(LANGUAGE_QUERY_PARAMETER, ""))
+    return response
 
 
 # --- billing information (billing-rules §7) -------------------------------
