@@ -48,6 +48,16 @@ def account_recipients_by_language(*, account: Account, roles: tuple[str, ...] =
     return dict(sorted(groups.items(), key=lambda kv: order.index(kv[0]) if kv[0] in order else len(order)))
 
 
+def emails_by_language(*, account: Account, emails: list[str]) -> dict[str, list[str]]:
+    """``emails`` (of users) grouped by the language each is written to:
+    the user's preference, else the account's document language; order kept."""
+    languages = dict(User.objects.filter(email__in=emails).values_list("email", "language"))
+    groups: dict[str, list[str]] = {}
+    for email in emails:
+        groups.setdefault(languages.get(email) or account.document_language, []).append(email)
+    return groups
+
+
 def billing_info_for(*, account: Account) -> BillingInfo | None:
     """The account's billing information, or None before it is submitted."""
     return BillingInfo.objects.filter(account=account).select_related("submitted_by").first()

@@ -8,9 +8,9 @@ Money columns are Decimal(14, 2) in the bill's currency.
 from __future__ import annotations
 
 from django.db import models
-from django.utils.translation import pgettext_lazy
 from django.db.models import Q
 from django.utils import timezone
+from django.utils.translation import pgettext_lazy
 
 from accounts.models import Account
 from core.money import (

@@ -8,10 +8,10 @@ from __future__ import annotations
 
 from django.conf import settings
 from django.db import models
-from django.utils.translation import gettext_lazy as _
-from django.utils.translation import npgettext
 from django.db.models import F, Q
 from django.utils import timezone, translation
+from django.utils.translation import gettext_lazy as _
+from django.utils.translation import npgettext, pgettext_lazy
 
 from accounts.models import Account
 from core.money import PRICE_DIGITS, PRICE_PLACES, QUANTITY_DIGITS, QUANTITY_PLACES
@@ -20,11 +20,11 @@ from core.money import PRICE_DIGITS, PRICE_PLACES, QUANTITY_DIGITS, QUANTITY_PLA
 class ServiceCode(models.TextChoices):
     """The five service items, in catalog order (§2)."""
 
-    EMAIL = "email", _("Email")
-    DATA_FLOW = "data_flow", _("Data Flow")
-    DEDICATED_IP = "dedicated_ip", _("Dedicated IP")
-    DATA_MASKING = "data_masking", _("Data Masking")
-    BIMI_CERTIFICATION = "bimi_certification", _("BIMI Certification")
+    EMAIL = "email", pgettext_lazy("service item", "Email")
+    DATA_FLOW = "data_flow", pgettext_lazy("service item", "Data Flow")
+    DEDICATED_IP = "dedicated_ip", pgettext_lazy("service item", "Dedicated IP")
+    DATA_MASKING = "data_masking", pgettext_lazy("service item", "Data Masking")
+    BIMI_CERTIFICATION = "bimi_certification", pgettext_lazy("service item", "BIMI Certification")
 
 
 CATALOG_ORDER = [c.value for c in ServiceCode]

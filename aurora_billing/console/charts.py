@@ -134,7 +134,8 @@ def daily_charts(*, period: Period, today: dt.date, emails: dict[dt.date, dict[s
         series=email_series, labels=RESULT_LABELS,
     )
     email_chart.summary = _summary(
-        what=_("Emails"), unit=npgettext("unit", "email", "emails", 2), period=period, figures=figures, value=lambda f: Decimal(f.emails)
+        what=_("Emails"), unit=npgettext("unit", "email", "emails", 2), period=period, figures=figures,
+        value=lambda f: Decimal(f.emails),
     )
     flow_series = {day: [("data_flow", data_flow.get(day, Decimal(0)))] for day in days}
     flow_chart = _stacked_chart(
