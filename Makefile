@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 export DJANGO_SETTINGS_MODULE := aurora_billing.settings
 
-.PHONY: install demo test lint bench lock clean
+.PHONY: install messages demo test lint bench lock clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -18,7 +18,12 @@ $(VENV)/.installed: pyproject.toml requirements-dev.txt | $(BIN)/python
 	$(BIN)/pip install -q --no-deps --no-build-isolation -e .
 	touch $@
 
-install: $(VENV)/.installed
+install: $(VENV)/.installed messages
+
+# The translation catalogs (locale/, <app>/locale/): .po committed, .mo
+# compiled here (docs/i18n.md). msgfmt comes from scripts/system-deps.
+messages: | $(VENV)/.installed
+	DEBUG=1 $(BIN)/python manage.py compilemessages -v0 --ignore=$(VENV) --ignore=var
 
 # Local console with demo data: SQLite, files under var/, console email, tasks in-process,
 # Alipay and PayPal through their local emulators (payments/emulators; SITE_URL must be

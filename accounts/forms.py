@@ -9,6 +9,9 @@ from django.contrib.auth.forms import BaseUserCreationForm
 from django.contrib.auth.forms import UserChangeForm as DjangoUserChangeForm
 from django.core.exceptions import ValidationError
 from django.core.validators import URLValidator
+from django.utils.text import format_lazy
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 
 from .models import BillingInfo, User, VerificationStatus
 from .uploads import (
@@ -33,24 +36,30 @@ def clean_website(value: str) -> str:
         URLValidator(schemes=["http", "https"])(value)
     except ValidationError:
         raise ValidationError(
-            "Enter the company website as a full address, e.g. https://www.example.com.", code="invalid"
+            _("Enter the company website as a full address, e.g. https://www.example.com."), code="invalid"
         ) from None
     host = (urlsplit(value).hostname or "").lower()
     if host == "localhost" or host.endswith(".localhost") or "." not in host or host.replace(".", "").isdigit():
-        raise ValidationError("Enter the company's public website address with a domain name, "
-                              "e.g. https://www.example.com.", code="invalid")
+        raise ValidationError(_("Enter the company's public website address with a domain name, "
+                                "e.g. https://www.example.com."), code="invalid")
     if len(value) > _MAX["website"]:
-        raise ValidationError(f"The website address may be at most {_MAX['website']} characters.", code="max_length")
+        limit = _MAX["website"]
+        raise ValidationError(_("The website address may be at most %(limit)d characters.") % {"limit": limit},
+                              code="max_length")
     return value
 
 
-def _text(label: str, name: str, help_text: str = "") -> forms.CharField:
+def _text(label, name: str, help_text="", required=None) -> forms.CharField:
+    """A text field; ``label``, ``help_text`` and ``required`` (the message)
+    are lazy translations, shown in the language of the request."""
     limit = _MAX[name]
     return forms.CharField(
         label=label, max_length=limit, help_text=help_text,
         error_messages={
-            "required": f"Enter the {label.lower()}.",
-            "max_length": f"{label} may be at most {limit} characters (it has %(show_value)d).",
+            "required": required,
+            # %(show_value)d is filled in by Django's MaxLengthValidator
+            "max_length": format_lazy(gettext_lazy("{label} may be at most {limit} characters "
+                                                   "(it has %(show_value)d)."), label=label, limit=limit),
         },
         widget=forms.TextInput(attrs={"autocomplete": "off"}),
     )
@@ -61,8 +70,8 @@ class LicenseFileField(forms.FileField):
 
     default_error_messages = {
         **forms.FileField.default_error_messages,
-        "required": "Choose the business license image (JPG, JPEG or PNG, at most 2 MB).",
-        "empty": "The file is empty. Choose a JPG, JPEG or PNG image of the license.",
+        "required": gettext_lazy("Choose the business license image (JPG, JPEG or PNG, at most 2 MB)."),
+        "empty": gettext_lazy("The file is empty. Choose a JPG, JPEG or PNG image of the license."),
     }
 
 
@@ -77,7 +86,7 @@ class LicenseForm(forms.Form):
     part, and a form that fails anyway must not pay for it)."""
 
     license = LicenseFileField(
-        label="Business License", help_text=REQUIREMENTS,
+        label=gettext_lazy("Business License"), help_text=REQUIREMENTS,
         widget=forms.ClearableFileInput(attrs={"accept": ".jpg,.jpeg,.png,image/jpeg,image/png"}),
     )
 
@@ -129,16 +138,25 @@ class BillingInfoForm(LicenseForm):
 
     field_order = ("contact_name", "company_name", "website", "company_address", "detailed_address", "license")
 
-    contact_name = _text("Contact Name", "contact_name", "The person we contact about invoices.")
-    company_name = _text("Company Name", "company_name", "As registered, in any script, e.g. 星辰科技有限公司.")
-    website = forms.CharField(label="Website", max_length=_MAX["website"] + 8,
-                              help_text="e.g. https://www.example.com",
-                              error_messages={"required": "Enter the company website.",
-                                              "max_length": f"The website address may be at most {_MAX['website']} "
-                                                            "characters."},
+    contact_name = _text(gettext_lazy("Contact Name"), "contact_name",
+                         gettext_lazy("The person we contact about invoices."),
+                         gettext_lazy("Enter the contact name."))
+    company_name = _text(gettext_lazy("Company Name"), "company_name",
+                         gettext_lazy("As registered, in any script, e.g. 星辰科技有限公司."),
+                         gettext_lazy("Enter the company name."))
+    website = forms.CharField(label=gettext_lazy("Website"), max_length=_MAX["website"] + 8,
+                              help_text=gettext_lazy("e.g. https://www.example.com"),
+                              error_messages={"required": gettext_lazy("Enter the company website."),
+                                              "max_length": format_lazy(gettext_lazy(
+                                                  "The website address may be at most {limit} characters."),
+                                                  limit=_MAX["website"])},
                               widget=forms.TextInput(attrs={"inputmode": "url", "autocomplete": "url"}))
-    company_address = _text("Company Address", "company_address", "City, province or state, country.")
-    detailed_address = _text("Detailed Address", "detailed_address", "Street, building, floor, room.")
+    company_address = _text(gettext_lazy("Company Address"), "company_address",
+                            gettext_lazy("City, province or state, country."),
+                            gettext_lazy("Enter the company address."))
+    detailed_address = _text(gettext_lazy("Detailed Address"), "detailed_address",
+                             gettext_lazy("Street, building, floor, room."),
+                             gettext_lazy("Enter the detailed address."))
 
     def clean_website(self) -> str:
         return clean_website(self.cleaned_data["website"])
@@ -183,7 +201,7 @@ class BillingInfoAdminForm(forms.ModelForm):
         cleaned = super().clean()
         if (cleaned.get("verification_status") == VerificationStatus.REJECTED
                 and not (cleaned.get("rejection_reason") or "").strip()):
-            self.add_error("rejection_reason", "Give the reason for the rejection; the customer sees it.")
+            self.add_error("rejection_reason", _("Give the reason for the rejection; the customer sees it."))
         return cleaned
 
 
@@ -197,7 +215,7 @@ class UserCreationForm(BaseUserCreationForm):
     def clean_email(self) -> str:
         email = self.cleaned_data["email"].strip().lower()
         if User.objects.filter(email__iexact=email).exists():
-            raise ValidationError("A user with this email address already exists.", code="unique")
+            raise ValidationError(_("A user with this email address already exists."), code="unique")
         return email
 
 
@@ -209,5 +227,5 @@ class UserChangeForm(DjangoUserChangeForm):
     def clean_email(self) -> str:
         email = self.cleaned_data["email"].strip().lower()
         if User.objects.filter(email__iexact=email).exclude(pk=self.instance.pk).exists():
-            raise ValidationError("A user with this email address already exists.", code="unique")
+            raise ValidationError(_("A user with this email address already exists."), code="unique")
         return email

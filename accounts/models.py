@@ -10,6 +10,7 @@ from django.core.exceptions import ValidationError
 from django.db import models
 from django.db.models.functions import Lower
 from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
 
 from core.money import currency_check
 
@@ -42,6 +43,10 @@ class User(AbstractBaseUser, PermissionsMixin):
     is_active = models.BooleanField(default=True)
     is_staff = models.BooleanField(default=False, help_text="May sign in to Django admin.")
     date_joined = models.DateTimeField(default=timezone.now)
+    # a code of settings.LANGUAGES; "" = no preference (the browser's
+    # Accept-Language, else English). Set by the header's language switcher.
+    language = models.CharField(max_length=16, blank=True, default="", choices=settings.LANGUAGES,
+                                verbose_name=_("language"))
 
     objects = UserManager()
 
@@ -68,6 +73,11 @@ class Account(models.Model):
     code = models.SlugField(max_length=64, unique=True, help_text="Stable key, e.g. acme.")
     name = models.CharField(max_length=200)
     currency = models.CharField(max_length=3, default="USD", help_text="ISO 4217 code.")
+    # the language of documents made without a recipient (the archived
+    # statement PDF) and of emails to users with no language preference
+    document_language = models.CharField(
+        max_length=16, default="en", choices=settings.LANGUAGES, verbose_name=_("document language"),
+        help_text=_("Language of the archived statement PDF and of emails to users without a preference."))
     created_at = models.DateTimeField(default=timezone.now)
 
     class Meta:
@@ -89,9 +99,9 @@ class Account(models.Model):
 
 
 class Role(models.TextChoices):
-    OWNER = "owner", "Owner"
-    ACCOUNTANT = "accountant", "Accountant"
-    VIEWER = "viewer", "Viewer"
+    OWNER = "owner", _("Owner")
+    ACCOUNTANT = "accountant", _("Accountant")
+    VIEWER = "viewer", _("Viewer")
 
 
 # What each role may do in the console (interfaces.md, "Roles").

@@ -6,6 +6,18 @@ from functools import wraps
 from django.contrib.auth.views import redirect_to_login
 from django.core.exceptions import PermissionDenied
 from django.http import Http404
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
+
+# What each permission is called in the 403 message ("may not <action>").
+ACTION_LABELS = {
+    "view": gettext_lazy("view"),
+    "export": gettext_lazy("export"),
+    "statements": gettext_lazy("statements"),
+    "repay": gettext_lazy("repay"),
+    "topup": gettext_lazy("topup"),
+    "edit_billing_info": gettext_lazy("edit_billing_info"),
+}
 
 
 def account_required(action: str = "view"):
@@ -22,7 +34,8 @@ def account_required(action: str = "view"):
             if not membership:
                 raise Http404("No billing account is linked to this sign-in.")
             if not membership.can(action):
-                raise PermissionDenied(f"Your role ({membership.get_role_display()}) may not {action}.")
+                raise PermissionDenied(_("Your role (%(role)s) may not %(action)s.") % {
+                    "role": membership.get_role_display(), "action": ACTION_LABELS.get(action, action)})
             return view(request, *args, **kwargs)
 
         return wrapped

@@ -1,6 +1,7 @@
 """Reads about accounts and who may see them."""
 from __future__ import annotations
 
+from django.conf import settings
 from django.db.models import QuerySet
 
 from .models import Account, BillingInfo, BillingInfoChange, Membership, User
@@ -31,6 +32,30 @@ def account_recipients(*, account: Account, roles: tuple[str, ...] = ("owner", "
         .order_by("user__email")
         .values_list("user__email", flat=True)
     )
+
+
+def account_recipients_by_language(*, account: Account, roles: tuple[str, ...] = ("owner", "accountant")
+                                   ) -> dict[str, list[str]]:
+    """``account_recipients`` grouped by the language each is written to:
+    the user's preference, else the account's document language. Languages
+    in settings.LANGUAGES order, addresses sorted."""
+    groups: dict[str, list[str]] = {}
+    rows = (Membership.objects.filter(account=account, role__in=roles, user__is_active=True)
+            .order_by("user__email").values_list("user__email", "user__language"))
+    for email, language in rows:
+        groups.setdefault(language or account.document_language, []).append(email)
+    order = [code for code, _ in settings.LANGUAGES]
+    return dict(sorted(groups.items(), key=lambda kv: order.index(kv[0]) if kv[0] in order else len(order)))
+
+
+def emails_by_language(*, account: Account, emails: list[str]) -> dict[str, list[str]]:
+    """``emails`` (of users) grouped by the language each is written to:
+    the user's preference, else the account's document language; order kept."""
+    languages = dict(User.objects.filter(email__in=emails).values_list("email", "language"))
+    groups: dict[str, list[str]] = {}
+    for email in emails:
+        groups.setdefault(languages.get(email) or account.document_language, []).append(email)
+    return groups
 
 
 def billing_info_for(*, account: Account) -> BillingInfo | None:

@@ -12,6 +12,7 @@ import logging
 
 from django.core.files.base import ContentFile
 from django.db import IntegrityError, transaction
+from django.utils.translation import check_for_language, get_supported_language_variant
 
 from core.audit import audit_record
 
@@ -199,3 +200,21 @@ def billing_info_staff_save(*, account: Account, user: User, values: dict[str, s
         _delete_file(stored_name)
         raise
     return info
+
+
+# --- language preference (docs/i18n.md) --------------------------------------
+
+def user_language_set(*, user: User, language: str) -> bool:
+    """Save ``language`` (a code of settings.LANGUAGES, or a variant Django
+    maps to one, e.g. ``zh-Hans``) as ``user``'s preference. Anything else is
+    ignored and nothing stored; returns whether the preference was saved."""
+    if not language or not check_for_language(language):
+        return False
+    try:
+        code = get_supported_language_variant(language)
+    except LookupError:
+        return False
+    if user.language != code:
+        user.language = code
+        user.save(update_fields=["language"])
+    return True

@@ -19,6 +19,8 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.files.uploadedfile import InMemoryUploadedFile
 from django.core.files.uploadhandler import FileUploadHandler, SkipFile
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 # Upload limit in bytes (2 MB as the spec counts it: 2,097,152 bytes).
@@ -46,7 +48,8 @@ _DECODE_SLOTS = threading.BoundedSemaphore(LICENSE_DECODE_CONCURRENCY)
 
 LICENSE_FIELD = "license"
 ACCEPTED_TYPES = {"JPEG": "image/jpeg", "PNG": "image/png"}
-REQUIREMENTS = "JPG, JPEG or PNG, at most 2 MB; clearly readable, matching the billing information above."
+REQUIREMENTS = gettext_lazy("JPG, JPEG or PNG, at most 2 MB; clearly readable, matching the billing information "
+                            "above.")
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 JPEG_SIGNATURE = b"\xff\xd8\xff"
@@ -73,8 +76,10 @@ def format_bytes(size: int) -> str:
 
 
 def too_large_message(size: int | None = None) -> str:
-    shown = f" ({format_bytes(size)})" if size else ""
-    return f"The file is too large{shown}: the business license may be at most 2 MB (2,097,152 bytes)."
+    if size:
+        return _("The file is too large (%(size)s): the business license may be at most 2 MB (2,097,152 bytes).") % {
+            "size": format_bytes(size)}
+    return _("The file is too large: the business license may be at most 2 MB (2,097,152 bytes).")
 
 
 def describe_content(head: bytes) -> str:
@@ -332,7 +337,7 @@ def _open_checked(data: bytes) -> tuple[Image.Image, str]:
     Returns the opened image (the caller closes it) and its format."""
     size = len(data)
     if size == 0:
-        raise ValidationError("The file is empty. Choose a JPG, JPEG or PNG image of the license.", code="empty")
+        raise ValidationError(_("The file is empty. Choose a JPG, JPEG or PNG image of the license."), code="empty")
     if size > LICENSE_MAX_BYTES:
         raise ValidationError(too_large_message(size), code="too_large")
     if data.startswith(PNG_SIGNATURE):
@@ -341,8 +346,8 @@ def _open_checked(data: bytes) -> tuple[Image.Image, str]:
         expected = "JPEG"
     else:
         raise ValidationError(
-            f"The file is {describe_content(data[:1024])}, not a JPEG or PNG image, whatever its name says. "
-            "Upload a JPG, JPEG or PNG image.",
+            _("The file is %(content)s, not a JPEG or PNG image, whatever its name says. "
+              "Upload a JPG, JPEG or PNG image.") % {"content": describe_content(data[:1024])},
             code="wrong_type",
         )
     # Pillow itself refuses above 2 × Image.MAX_IMAGE_PIXELS at open (and
@@ -417,7 +422,7 @@ def license_image_clean(*, data: bytes) -> CleanLicense:
         slots = decode_slots()
         if not slots.acquire(timeout=_limit("LICENSE_DECODE_WAIT_SECONDS", LICENSE_DECODE_WAIT_SECONDS)):
             raise ValidationError(
-                "The server is busy checking other uploads: choose the file again and try again in a minute.",
+                _("The server is busy checking other uploads: choose the file again and try again in a minute."),
                 code="busy",
             )
         try:
@@ -440,8 +445,8 @@ def license_image_clean(*, data: bytes) -> CleanLicense:
 
 def _damaged(expected: str) -> ValidationError:
     return ValidationError(
-        f"The file starts like a {expected} image but could not be read completely: it is damaged or "
-        "truncated, or carries other content. Export the image again and upload it.",
+        _("The file starts like a %(type)s image but could not be read completely: it is damaged or "
+          "truncated, or carries other content. Export the image again and upload it.") % {"type": expected},
         code="damaged",
     )
 

@@ -8,14 +8,16 @@ from django.urls import reverse
 from django.utils import timezone
 from django.utils.cache import patch_vary_headers
 from django.utils.http import url_has_allowed_host_and_scheme
+from django.utils.translation import gettext as _
 from django.views.decorators.csrf import csrf_exempt, csrf_protect
 from django.views.decorators.http import require_POST, require_safe
+from django.views.i18n import LANGUAGE_QUERY_PARAMETER, set_language
 
 from .forms import BillingInfoForm, LicenseForm
 from .middleware import SESSION_KEY
 from .permissions import account_required
 from .selectors import billing_info_for, membership_list
-from .services import BillingInfoError, billing_info_license_add, billing_info_submit
+from .services import BillingInfoError, billing_info_license_add, billing_info_submit, user_language_set
 from .uploads import (
     LICENSE_MAX_BYTES,
     LICENSE_REQUEST_MAX_BYTES,
@@ -41,6 +43,16 @@ def account_switch(request):
     if not url_has_allowed_host_and_scheme(target, allowed_hosts={request.get_host()}):
         target = reverse("billing:summary")
     return HttpResponseRedirect(target)
+
+
+def language_set(request):
+    """Django's ``set_language`` (POST ``language``, ``next``: the cookie
+    and the redirect), and for a signed-in user the language saved as
+    their preference, so it follows them to other browsers, emails and PDFs."""
+    response = set_language(request)
+    if request.method == "POST" and request.user.is_authenticated:
+        user_language_set(user=request.user, language=request.POST.get(LANGUAGE_QUERY_PARAMETER, ""))
+    return response
 
 
 # --- billing information (billing-rules §7) -------------------------------
@@ -87,7 +99,7 @@ def _render_info(request, *, form=None, status=200, error="", license_error=""):
 def _billing_info_too_large(request):
     """The body was not read, so nothing typed can be shown again."""
     if not request.membership.can("edit_billing_info"):
-        raise PermissionDenied("Only the account owner may submit billing information.")
+        raise PermissionDenied(_("Only the account owner may submit billing information."))
     limit = f"{LICENSE_REQUEST_MAX_BYTES // 1_048_576} MB"
     lost = "" if billing_info_for(account=request.membership.account) else (
         ", so the typed fields could not be kept: fill in the form again and choose a smaller file")
@@ -104,7 +116,7 @@ def _billing_info(request):
         return _render_info(request)
     membership = request.membership
     if not membership.can("edit_billing_info"):
-        raise PermissionDenied("Only the account owner may submit billing information.")
+        raise PermissionDenied(_("Only the account owner may submit billing information."))
     info = billing_info_for(account=membership.account)
     if info is not None and info.license_file:
         return _render_info(request, status=409, error=(
@@ -129,10 +141,10 @@ def _billing_info(request):
     except BillingInfoError as exc:
         return _render_info(request, status=409, error=str(exc))
     if info is None:
-        messages.success(request, "Billing information submitted. Our team will verify the business license.")
+        messages.success(request, _("Billing information submitted. Our team will verify the business license."))
     else:
-        messages.success(request, "Business license added. Our team will verify it against the billing "
-                                  "information.")
+        messages.success(request, _("Business license added. Our team will verify it against the billing "
+                                    "information."))
     return redirect("billing:info")
 
 

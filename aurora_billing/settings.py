@@ -55,9 +55,14 @@ MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
+    # the language: the set_language cookie, else Accept-Language, else
+    # English; UserLanguageMiddleware then puts the signed-in user's saved
+    # preference first (docs/i18n.md)
+    "django.middleware.locale.LocaleMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "accounts.middleware.UserLanguageMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "csp.middleware.CSPMiddleware",
@@ -110,12 +115,21 @@ LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "billing:summary"
 LOGOUT_REDIRECT_URL = "login"
 
+# --- Languages (docs/i18n.md) -----------------------------------------------
+# English and Simplified Chinese. The project catalog is locale/ (compiled by
+# `make install`); apps may keep their own catalogs in <app>/locale/.
+LANGUAGE_CODE = "en"
+LANGUAGES = [("en", "English"), ("zh-hans", "简体中文")]
+LOCALE_PATHS = [BASE_DIR / "locale"]
+USE_I18N = True
+# Date formats per language: aurora_billing/formats/<lang>/formats.py
+# (``2026年10月``, ``2026-10-05``); money and quantities are never localised.
+FORMAT_MODULE_PATH = ["aurora_billing.formats"]
+
 # --- Time -----------------------------------------------------------------
 # Instants are stored in UTC; the billing calendar (UTC+8) lives in
-# aurora_billing/periods.py.
-LANGUAGE_CODE = "en-us"
+# core/periods.py.
 TIME_ZONE = "UTC"
-USE_I18N = True
 USE_TZ = True
 BILLING_TIME_ZONE = "Asia/Shanghai"
 

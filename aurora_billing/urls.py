@@ -7,6 +7,7 @@ from django.contrib import admin
 from django.urls import include, path
 
 import accounts.urls
+import accounts.views
 import invoices.urls
 import payments.urls
 import usage.urls
@@ -36,6 +37,8 @@ urlpatterns = [
     path("accounts/", include(accounts.urls)),
     path("billing/", include((billing_patterns, "billing"))),
     path("help/billing/", views.help_billing, name="help_billing"),
+    # Django's set_language, which also saves a signed-in user's preference
+    path("i18n/setlang/", accounts.views.language_set, name="set_language"),
     path("api/", include(usage.urls)),
     *invoices.urls.root_patterns,
     *payments.urls.root_patterns,

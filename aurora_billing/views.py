@@ -6,6 +6,7 @@ from django.http import HttpResponseServerError, JsonResponse
 from django.shortcuts import redirect, render
 from django.template.loader import render_to_string
 from django.utils import timezone
+from django.utils.translation import gettext as _
 
 from accounts.permissions import account_required
 from core.periods import Period, PeriodError
@@ -60,17 +61,17 @@ def _error(request, status: int, title: str, message: str):
 
 
 def bad_request(request, exception=None):
-    message = str(exception) if exception and str(exception) else "The request could not be understood."
-    return _error(request, 400, "Bad request", message)
+    message = str(exception) if exception and str(exception) else _("The request could not be understood.")
+    return _error(request, 400, _("Bad request"), message)
 
 
 def permission_denied(request, exception=None):
-    message = str(exception) if exception and str(exception) else "You may not do this."
-    return _error(request, 403, "Not allowed", message)
+    message = str(exception) if exception and str(exception) else _("You may not do this.")
+    return _error(request, 403, _("Not allowed"), message)
 
 
 def page_not_found(request, exception=None):
-    return _error(request, 404, "Not found", "There is nothing here, or it is not yours to see.")
+    return _error(request, 404, _("Not found"), _("There is nothing here, or it is not yours to see."))
 
 
 def server_error(request):

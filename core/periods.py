@@ -15,6 +15,8 @@ import re
 from dataclasses import dataclass
 from zoneinfo import ZoneInfo
 
+from django.utils.formats import date_format
+
 BILLING_TZ = ZoneInfo("Asia/Shanghai")
 UTC = dt.UTC
 
@@ -106,8 +108,9 @@ class Period:
         return Period(self.year, self.month - 1)
 
     def label(self) -> str:
-        """Human label, e.g. ``October 2026``."""
-        return self.first_day.strftime("%B %Y")
+        """Human label in the active language: ``October 2026``, ``2026年10月``
+        (YEAR_MONTH_FORMAT, aurora_billing/formats)."""
+        return date_format(self.first_day, "YEAR_MONTH_FORMAT")
 
     # --- instants ---------------------------------------------------------
     @property

@@ -14,6 +14,7 @@ from django.db import models
 from django.db.models import Q
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
+from django.utils.translation import pgettext_lazy
 
 from accounts.models import Account
 from core.money import (
@@ -38,8 +39,18 @@ def _quantity(**kw):
 
 
 class LineStatus(models.TextChoices):
-    PAID = "Paid", "Paid"
-    OVERDRAWN = "Overdrawn", "Overdrawn"
+    PAID = "Paid", pgettext_lazy("line status", "Paid")
+    OVERDRAWN = "Overdrawn", pgettext_lazy("line status", "Overdrawn")
+
+
+# What the console and documents call a line status (the stored values stay
+# English: they are the CSV's and the API's); Pending is the month-to-date
+# estimate's status, never stored.
+STATUS_LABELS = {
+    "Paid": LineStatus.PAID.label,
+    "Overdrawn": LineStatus.OVERDRAWN.label,
+    "Pending": pgettext_lazy("line status", "Pending"),
+}
 
 
 class Bill(models.Model):

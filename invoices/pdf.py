@@ -1,7 +1,8 @@
 """The statement PDF: a bill rendered through a Django template with WeasyPrint.
 
 Rendering is pure (no writes): ``statement_snapshot`` reads a bill's lines
-once, ``statement_pdf_render`` turns a snapshot into bytes;
+once, ``statement_pdf_render`` turns a snapshot into bytes in the active
+language (callers choose it with ``translation.override``; docs/i18n.md);
 ``invoices.statements`` issues (numbers, renders and archives once) and
 renders again as of a download or an email.
 
@@ -28,10 +29,11 @@ from django.contrib.staticfiles import finders
 from django.contrib.staticfiles.storage import staticfiles_storage
 from django.template.loader import render_to_string
 from django.urls import reverse
+from django.utils.translation import gettext
 
 from core.money import ZERO_MONEY
 from core.periods import BILLING_TZ, Period
-from usage.models import EMAIL_RESULTS, EmailResult, Region, ServiceItem
+from usage.models import EMAIL_RESULTS, EmailResult, Region, ServiceItem, service_item_label
 
 from .export import format_unit_price
 from .models import Bill, BillLine
@@ -216,7 +218,8 @@ def statement_snapshot(*, bill: Bill, number: str, issued_at: dt.datetime, as_of
     services = dict(ServiceItem.objects.values_list("code", "name"))
     regions = dict(Region.objects.filter(code__in={line.region_id for line in lines}).values_list("code", "name"))
     for line in lines:
-        line.service_name = services.get(line.service_id, line.service_id)
+        line.service_name = service_item_label(code=line.service_id,
+                                               name=services.get(line.service_id, line.service_id))
         line.region_name = regions.get(line.region_id, line.region_id)
         line.unit_price_text = format_unit_price(line.unit_price)
     if issued_lines is None:
@@ -233,7 +236,8 @@ def statement_context(*, snapshot: StatementSnapshot) -> dict:
     lines = snapshot.lines
     email_rows = [
         EmailResultRow(region=f"{line.region_name} {line.region_id}" + (
-            f", late usage of {line.adjustment_for}" if line.adjustment_for else ""),
+            ", " + gettext("late usage of %(period)s") % {"period": line.adjustment_for}
+            if line.adjustment_for else ""),
             counts=[getattr(line, r) or 0 for r in EMAIL_RESULTS],
             total=sum(getattr(line, r) or 0 for r in EMAIL_RESULTS))
         for line in lines if line.service_id == "email"
@@ -253,7 +257,7 @@ def statement_context(*, snapshot: StatementSnapshot) -> dict:
         "info": bill.billing_info_snapshot or {},
         "lines": lines,
         "email_rows": email_rows,
-        "result_labels": [label for _, label in EmailResult.choices],
+        "result_labels": [str(label) for _, label in EmailResult.choices],
         "total_amount": bill.total_amount,
         "funds_applied": bill.funds_applied,
         "total_paid": snapshot.total_paid,

@@ -33,12 +33,13 @@ from decimal import Decimal
 
 from django.conf import settings
 from django.core.files.base import ContentFile
-from django.core.mail import EmailMultiAlternatives
+from django.core.mail import EmailMultiAlternatives, get_connection
 from django.db import transaction
 from django.db.models import Q, QuerySet
 from django.template.loader import render_to_string
+from django.utils import translation
 
-from accounts.selectors import account_recipients
+from accounts.selectors import account_recipients_by_language
 from core.audit import audit_record
 from core.money import ZERO_MONEY
 from core.periods import Period, billing_day
@@ -105,8 +106,10 @@ def _statement_issue_one(*, bill: Bill, now: dt.datetime) -> Statement:
             if existing is not None:
                 return existing
             number = statement_number_next(year=billing_day(now).year)
-            snapshot = statement_snapshot(bill=bill, number=number, issued_at=now, as_of=now)
-            pdf = statement_pdf_render(snapshot=snapshot)
+            # the archived issue-time PDF is in the account's document language
+            with translation.override(bill.account.document_language):
+                snapshot = statement_snapshot(bill=bill, number=number, issued_at=now, as_of=now)
+                pdf = statement_pdf_render(snapshot=snapshot)
             statement = Statement(bill=bill, number=number, issued_at=now, sha256=hashlib.sha256(pdf).hexdigest(),
                                   issued_lines=snapshot.issued_lines_json())
             statement.pdf.save(f"{number}.pdf", ContentFile(pdf), save=False)
@@ -146,13 +149,17 @@ def statement_archive_check(*, statement: Statement) -> ArchiveCheck:
     return ArchiveCheck(True, "archived PDF matches the recorded SHA-256")
 
 
-def statement_document(*, statement: Statement, now: dt.datetime) -> tuple[StatementSnapshot, bytes]:
+def statement_document(*, statement: Statement, now: dt.datetime, language: str | None = None
+                       ) -> tuple[StatementSnapshot, bytes]:
     """The statement rendered as of ``now`` (one snapshot of its lines) and
-    its PDF bytes. At the instant of issue with the issue figures, these are
-    the archived bytes (rendering is deterministic)."""
-    snapshot = statement_snapshot(bill=statement.bill, number=statement.number, issued_at=statement.issued_at,
-                                  as_of=now, issued_lines=statement.issued_lines)
-    return snapshot, statement_pdf_render(snapshot=snapshot)
+    its PDF bytes, in ``language`` (default: the active language). At the
+    instant of issue with the issue figures and in the account's document
+    language, these are the archived bytes (rendering is deterministic);
+    renderings in other languages are made on demand and not archived."""
+    with translation.override(language or translation.get_language()):
+        snapshot = statement_snapshot(bill=statement.bill, number=statement.number, issued_at=statement.issued_at,
+                                      as_of=now, issued_lines=statement.issued_lines)
+        return snapshot, statement_pdf_render(snapshot=snapshot)
 
 
 def statement_filename(*, statement: Statement) -> str:
@@ -224,23 +231,35 @@ def statement_email_context(*, statement: Statement, snapshot: StatementSnapshot
     }
 
 
-def statement_email_message(*, statement: Statement, recipients: list[str], now: dt.datetime
-                            ) -> EmailMultiAlternatives:
-    """The billing email: plain text and HTML bodies and the attached PDF,
-    all from one snapshot of the lines as of ``now``."""
-    snapshot, pdf = statement_document(statement=statement, now=now)
-    context = statement_email_context(statement=statement, snapshot=snapshot)
-    subject = " ".join(render_to_string("email/statement_subject.txt", context).split())
-    message = EmailMultiAlternatives(
-        subject=subject,
-        body=render_to_string("email/statement.txt", context),
-        from_email=settings.DEFAULT_FROM_EMAIL,
-        to=recipients,
-        headers={"X-Aurora-Statement": statement.number},
-    )
-    message.attach_alternative(render_to_string("email/statement.html", context), "text/html")
+def statement_email_message(*, statement: Statement, recipients: list[str], now: dt.datetime,
+                            language: str | None = None) -> EmailMultiAlternatives:
+    """The billing email in ``language`` (default: the account's document
+    language): plain text and HTML bodies and the attached PDF, all from one
+    snapshot of the lines as of ``now``."""
+    language = language or statement.bill.account.document_language
+    with translation.override(language):
+        snapshot, pdf = statement_document(statement=statement, now=now, language=language)
+        context = statement_email_context(statement=statement, snapshot=snapshot)
+        subject = " ".join(render_to_string("email/statement_subject.txt", context).split())
+        message = EmailMultiAlternatives(
+            subject=subject,
+            body=render_to_string("email/statement.txt", context),
+            from_email=settings.DEFAULT_FROM_EMAIL,
+            to=recipients,
+            headers={"X-Aurora-Statement": statement.number, "Content-Language": language},
+        )
+        message.attach_alternative(render_to_string("email/statement.html", context), "text/html")
     message.attach(context["filename"], pdf, "application/pdf")
     return message
+
+
+def statement_email_messages(*, statement: Statement, now: dt.datetime) -> list[EmailMultiAlternatives]:
+    """The billing emails of ``statement``: one per recipient language
+    (each owner's or accountant's preference, else the account's document
+    language), each rendered once for all its recipients."""
+    groups = account_recipients_by_language(account=statement.bill.account)
+    return [statement_email_message(statement=statement, recipients=emails, now=now, language=language)
+            for language, emails in groups.items()]
 
 
 @dataclass
@@ -267,16 +286,18 @@ def statement_email_send(*, statement: Statement, now: dt.datetime, resend: bool
             return EmailOutcome(sent=False, reason="already sent")
         if not resend and not period.is_statement_due(now):
             raise StatementNotDue(f"the statement of {period} is emailed from {period.statement_time_label()}")
-        recipients = account_recipients(account=statement.bill.account)
+        messages = statement_email_messages(statement=statement, now=now)
+        recipients = [email for message in messages for email in message.to]
         if not recipients:
             statement.last_email_error = NO_RECIPIENTS
             statement.save(update_fields=["last_email_error"])
             log.warning("statement %s not emailed: %s", statement.number, NO_RECIPIENTS)
             return EmailOutcome(sent=False, reason=NO_RECIPIENTS)
-        message = statement_email_message(statement=statement, recipients=recipients, now=now)
         statement.email_attempts += 1
         try:
-            message.send(fail_silently=False)
+            # one connection for every language's message; a failure leaves
+            # the statement unsent (the retry sends every language again)
+            get_connection().send_messages(messages)
         except (smtplib.SMTPException, OSError) as exc:
             error = exc
             statement.last_email_error = f"{now.isoformat()}: {type(exc).__name__}: {exc}"[:2000]

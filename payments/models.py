@@ -20,6 +20,8 @@ from django.conf import settings
 from django.db import models
 from django.db.models import Q
 from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
+from django.utils.translation import pgettext_lazy
 
 from accounts.models import Account
 from core.money import MONEY_DIGITS, MONEY_PLACES
@@ -27,10 +29,10 @@ from invoices.models import BillLine
 
 
 class EntryKind(models.TextChoices):
-    TOPUP = "topup", "Top-up"
-    SETTLEMENT = "settlement", "Applied at settlement"
-    REPAYMENT = "repayment", "Repayment received"
-    REPAYMENT_APPLICATION = "repayment_application", "Repayment applied"
+    TOPUP = "topup", _("Top-up")
+    SETTLEMENT = "settlement", _("Applied at settlement")
+    REPAYMENT = "repayment", _("Repayment received")
+    REPAYMENT_APPLICATION = "repayment_application", _("Repayment applied")
 
 
 class LedgerEntry(models.Model):
@@ -92,22 +94,22 @@ class LedgerEntry(models.Model):
 
 
 class PaymentPurpose(models.TextChoices):
-    REPAYMENT = "repayment", "Repayment of overdrawn lines"
-    TOPUP = "topup", "Funds top-up"
+    REPAYMENT = "repayment", _("Repayment of overdrawn lines")
+    TOPUP = "topup", _("Funds top-up")
 
 
 class PaymentMethod(models.TextChoices):
-    ALIPAY = "alipay", "Alipay"
-    PAYPAL = "paypal", "PayPal"
-    WIRE = "wire", "Wire transfer"
-    SANDBOX = "sandbox", "Sandbox (test payments)"
+    ALIPAY = "alipay", _("Alipay")
+    PAYPAL = "paypal", _("PayPal")
+    WIRE = "wire", _("Wire transfer")
+    SANDBOX = "sandbox", _("Sandbox (test payments)")
 
 
 class PaymentStatus(models.TextChoices):
-    PENDING = "pending", "Awaiting payment"
-    SUCCEEDED = "succeeded", "Paid"
-    DECLINED = "declined", "Declined"
-    CANCELLED = "cancelled", "Cancelled"
+    PENDING = "pending", pgettext_lazy("payment status", "Awaiting payment")
+    SUCCEEDED = "succeeded", pgettext_lazy("payment status", "Paid")
+    DECLINED = "declined", pgettext_lazy("payment status", "Declined")
+    CANCELLED = "cancelled", pgettext_lazy("payment status", "Cancelled")
 
 
 def payment_reference_new() -> str:

@@ -13,9 +13,11 @@ from django.core.exceptions import ValidationError
 from django.core.mail import EmailMultiAlternatives
 from django.db import IntegrityError, transaction
 from django.template.loader import render_to_string
+from django.utils import translation
+from django.utils.translation import gettext
 
 from accounts.models import Account
-from accounts.selectors import account_recipients
+from accounts.selectors import account_recipients, emails_by_language
 from core.audit import audit_record
 from core.bulk import rows_insert
 from core.money import ZERO_MONEY, round_money
@@ -86,6 +88,14 @@ def topup_record(*, account: Account, amount: Decimal, reference: str, at: dt.da
 log = logging.getLogger("aurora.payments")
 
 
+def _stored(label) -> str:
+    """A choice label (``label()``) in English: ledger memos, status reasons
+    and audit summaries are stored text, written the same whatever the
+    language of the request that caused them (docs/i18n.md)."""
+    with translation.override("en"):
+        return str(label())
+
+
 class PaymentError(Exception):
     """The payment cannot be made as asked; nothing was written. The message
     is meant for the payer."""
@@ -133,7 +143,7 @@ def _lock_account(account_id: int) -> Account:
 
 def _method_check(*, method: str, account: Account) -> None:
     if method not in {p.code for p in providers_offered(currency=account.currency)}:
-        raise PaymentError(f"{method!r} is not an available payment method.")
+        raise PaymentError(gettext("%(method)r is not an available payment method.") % {"method": method})
 
 
 def _create_once(*, account: Account, idempotency_key: str, build) -> tuple[Payment, bool]:
@@ -162,9 +172,9 @@ def repayment_create(*, account: Account, frozen: Sequence[FrozenLine], method: 
     still awaiting payment is cancelled (replaced by this one)."""
     _method_check(method=method, account=account)
     if not frozen:
-        raise PaymentError("Nothing to repay: no overdrawn line was shown.")
+        raise PaymentError(gettext("Nothing to repay: no overdrawn line was shown."))
     if len({f.line_id for f in frozen}) != len(frozen):
-        raise PaymentError("The breakdown lists a line twice.")
+        raise PaymentError(gettext("The breakdown lists a line twice."))
 
     def build(locked: Account) -> Payment:
         lines = BillLine.objects.select_for_update(of=("self",)).filter(
@@ -172,13 +182,14 @@ def repayment_create(*, account: Account, frozen: Sequence[FrozenLine], method: 
         ).select_related("bill")
         by_id = {line.pk: line for line in lines}
         if len(by_id) != len(frozen):
-            raise PaymentError("The breakdown does not belong to this account.")
+            raise PaymentError(gettext("The breakdown does not belong to this account."))
         changed = [by_id[f.line_id] for f in frozen
                    if by_id[f.line_id].status != LineStatus.OVERDRAWN or by_id[f.line_id].balance != f.balance]
         if changed:
             names = ", ".join(f"{ln.bill.period} {ln.service_id}/{ln.region_id}" for ln in changed)
-            raise DueChanged(f"The amount due changed since the page was opened ({names} is no longer due "
-                             f"as shown). Nothing was charged; review the new total and pay again.")
+            raise DueChanged(gettext("The amount due changed since the page was opened (%(lines)s is no longer due "
+                                     "as shown). Nothing was charged; review the new total and pay again.") % {
+                "lines": names})
         for older in Payment.objects.select_for_update().filter(
             account=locked, purpose=PaymentPurpose.REPAYMENT, status=PaymentStatus.PENDING
         ):
@@ -203,7 +214,7 @@ def topup_create(*, account: Account, amount: Decimal, method: str, idempotency_
     through ``method``. Returns (payment, created)."""
     _method_check(method=method, account=account)
     if amount != round_money(amount) or amount <= 0:
-        raise PaymentError("The amount must be greater than 0 with at most 2 decimal places.")
+        raise PaymentError(gettext("The amount must be greater than 0 with at most 2 decimal places."))
 
     def build(locked: Account) -> Payment:
         payment = Payment.objects.create(
@@ -257,7 +268,8 @@ def payment_notification_handle(*, method: str, notification: Notification, now:
                                payload=notification.payload)
     if notification.outcome in ("declined", "cancelled"):
         return payment_fail(payment=payment, outcome=notification.outcome, now=now, payload=notification.payload,
-                            reason=f"{provider_get(method).label} reported the payment {notification.outcome}")
+                            reason=f"{_stored(lambda: provider_get(method).label)} reported the payment "
+                                   f"{notification.outcome}")
     _event(payment=payment, method=method, kind="callback", message=f"outcome {notification.outcome}",
            payload=notification.payload, now=now)
     return ConfirmResult.IGNORED
@@ -316,7 +328,7 @@ def payment_confirm(*, payment: Payment, transaction_id: str, now: dt.datetime, 
                 LedgerEntry.objects.create(
                     account=payment.account, kind=EntryKind.TOPUP, amount=payment.amount, currency=payment.currency,
                     at=now, reference=payment.ledger_reference, created_by=payment.created_by,
-                    memo=f"top-up {payment.reference} by {payment.get_method_display()}",
+                    memo=f"top-up {payment.reference} by {_stored(payment.get_method_display)}",
                 )
                 reason = ""
             else:
@@ -332,8 +344,8 @@ def payment_confirm(*, payment: Payment, transaction_id: str, now: dt.datetime, 
                                         "credited_to_funds", "status_reason"])
             audit_record(action=f"payment.{payment.purpose}.succeeded", actor=confirmed_by or payment.created_by,
                          account=payment.account, obj=payment, at=now,
-                         summary=f"{payment.get_purpose_display()} {payment.reference}: {payment.amount} "
-                                 f"{payment.currency} received by {payment.get_method_display()}",
+                         summary=f"{_stored(payment.get_purpose_display)} {payment.reference}: {payment.amount} "
+                                 f"{payment.currency} received by {_stored(payment.get_method_display)}",
                          data={"amount": payment.amount, "transaction_id": transaction_id,
                                "credited_to_funds": bool(reason), "reason": reason})
             _event(payment=payment, method=payment.method, kind="succeeded", payload=payload, now=now,
@@ -364,7 +376,7 @@ def _repayment_apply(*, payment: Payment, now: dt.datetime) -> str:
     entries = [LedgerEntry(account=payment.account, kind=EntryKind.REPAYMENT, amount=payment.amount,
                            currency=payment.currency, at=now, reference=payment.ledger_reference,
                            created_by=payment.created_by,
-                           memo=f"repayment {payment.reference} by {payment.get_method_display()}")]
+                           memo=f"repayment {payment.reference} by {_stored(payment.get_method_display)}")]
     paid: list[BillLine] = []
     skipped: list[str] = []
     for f in frozen:
@@ -496,12 +508,19 @@ def payment_receipt_send(*, payment: Payment, site_url: str, now: dt.datetime) -
     if not recipients:
         return []
     context = {"payment": payment, "lines": payment_lines(payment=payment), "site_url": site_url}
-    subject = render_to_string("email/payment_receipt_subject.txt", context).strip()
-    message = EmailMultiAlternatives(subject=subject, body=render_to_string("email/payment_receipt.txt", context),
-                                     to=recipients)
-    message.attach_alternative(render_to_string("email/payment_receipt.html", context), "text/html")
+    messages = []
+    # one message per recipient language (each user's preference, else the
+    # account's document language): docs/i18n.md
+    for language, group in emails_by_language(account=payment.account, emails=recipients).items():
+        with translation.override(language):
+            subject = render_to_string("email/payment_receipt_subject.txt", context).strip()
+            message = EmailMultiAlternatives(subject=subject, to=group,
+                                             body=render_to_string("email/payment_receipt.txt", context))
+            message.attach_alternative(render_to_string("email/payment_receipt.html", context), "text/html")
+        messages.append(message)
     try:
-        message.send()
+        for message in messages:
+            message.send()
     except Exception:
         Payment.objects.filter(pk=payment.pk).update(receipt_sent_at=None)
         raise

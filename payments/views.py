@@ -12,6 +12,7 @@ from django.http import Http404, HttpResponse, HttpResponseBadRequest
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils import timezone
+from django.utils.translation import gettext
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST, require_safe
 
@@ -77,8 +78,9 @@ def _proceed(request, payment: Payment):
         checkout = payment_start(payment=payment, urls=_urls(request, payment), now=timezone.now())
     except ProviderUnavailable as exc:
         log.warning("payment %s could not be started: %s", payment.reference, exc)
-        messages.error(request, f"{provider_get(payment.method).label} is not reachable right now. "
-                                "Nothing was charged; try again shortly or choose another method.")
+        messages.error(request, gettext("%(provider)s is not reachable right now. Nothing was charged; try again "
+                                        "shortly or choose another method.") % {
+            "provider": provider_get(payment.method).label})
         return detail
     return redirect(checkout.redirect_url) if checkout.redirect_url else detail
 
@@ -199,10 +201,11 @@ def payment_cancel_view(request, public_id):
     if not request.membership.can("repay" if payment.purpose == PaymentPurpose.REPAYMENT else "topup"):
         raise Http404("No such payment.")
     if payment_cancel(payment=payment, reason=f"cancelled by {request.user.email}", now=timezone.now()):
-        messages.info(request, f"Payment {payment.reference} was cancelled. Nothing was charged.")
+        messages.info(request, gettext("Payment %(reference)s was cancelled. Nothing was charged.") % {
+            "reference": payment.reference})
     else:
-        messages.warning(request, f"Payment {payment.reference} is {payment.get_status_display().lower()} "
-                                  "and can no longer be cancelled.")
+        messages.warning(request, gettext("Payment %(reference)s is %(status)s and can no longer be cancelled.") % {
+            "reference": payment.reference, "status": payment.get_status_display().lower()})
     return redirect("billing:payment_detail", public_id=payment.public_id)
 
 
@@ -308,11 +311,12 @@ def paypal_return(request):
             payment_notification_handle(method="paypal", notification=notification, now=timezone.now())
         except ProviderUnavailable as exc:
             log.warning("PayPal capture of %s failed: %s", payment.reference, exc)
-            messages.warning(request, "PayPal has not confirmed the payment yet. This page updates when it does.")
+            messages.warning(request, gettext("PayPal has not confirmed the payment yet. This page updates when it "
+                                              "does."))
         except (CallbackRejected, CallbackRefused) as exc:
             log.warning("PayPal capture of %s refused: %s", payment.reference, exc)
-            messages.error(request, "PayPal's answer did not match this payment. Nothing was booked; "
-                                    "our staff have been notified.")
+            messages.error(request, gettext("PayPal's answer did not match this payment. Nothing was booked; "
+                                            "our staff have been notified."))
     return redirect("billing:payment_detail", public_id=payment.public_id)
 
 

@@ -93,7 +93,7 @@ class Browser:
 
     def sign_in(self, email: str) -> None:
         _, html = self.open("/accounts/login/")
-        status, _ = self.submit(html, username=email, password=PASSWORD)
+        status, _ = self.submit(html, action_contains="/accounts/login/", username=email, password=PASSWORD)
         assert status == 200 and urlsplit(self.url).path == "/billing/"
 
 

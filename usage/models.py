@@ -10,7 +10,9 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import models
 from django.db.models import F, Q
-from django.utils import timezone
+from django.utils import timezone, translation
+from django.utils.translation import gettext_lazy as _
+from django.utils.translation import npgettext, pgettext_lazy
 
 from accounts.models import Account
 from core.money import PRICE_DIGITS, PRICE_PLACES, QUANTITY_DIGITS, QUANTITY_PLACES, currency_check
@@ -19,11 +21,11 @@ from core.money import PRICE_DIGITS, PRICE_PLACES, QUANTITY_DIGITS, QUANTITY_PLA
 class ServiceCode(models.TextChoices):
     """The five service items, in catalog order (§2)."""
 
-    EMAIL = "email", "Email"
-    DATA_FLOW = "data_flow", "Data Flow"
-    DEDICATED_IP = "dedicated_ip", "Dedicated IP"
-    DATA_MASKING = "data_masking", "Data Masking"
-    BIMI_CERTIFICATION = "bimi_certification", "BIMI Certification"
+    EMAIL = "email", pgettext_lazy("service item", "Email")
+    DATA_FLOW = "data_flow", pgettext_lazy("service item", "Data Flow")
+    DEDICATED_IP = "dedicated_ip", pgettext_lazy("service item", "Dedicated IP")
+    DATA_MASKING = "data_masking", pgettext_lazy("service item", "Data Masking")
+    BIMI_CERTIFICATION = "bimi_certification", pgettext_lazy("service item", "BIMI Certification")
 
 
 CATALOG_ORDER = [c.value for c in ServiceCode]
@@ -32,23 +34,59 @@ CATALOG_ORDER = [c.value for c in ServiceCode]
 class EmailResult(models.TextChoices):
     """The six billable email delivery results, in display order (§2)."""
 
-    DELIVERED = "delivered", "Delivered"
-    SOFT_BOUNCE = "soft_bounce", "Soft Bounce"
-    FORMAT_ERROR = "format_error", "Invalid: Format Error"
-    NOT_EXIST = "not_exist", "Invalid: Not Exist"
-    REJECT = "reject", "Invalid: Reject"
-    JUNK_MAIL = "junk_mail", "Invalid: Junk Mail"
+    DELIVERED = "delivered", _("Delivered")
+    SOFT_BOUNCE = "soft_bounce", _("Soft Bounce")
+    FORMAT_ERROR = "format_error", _("Invalid: Format Error")
+    NOT_EXIST = "not_exist", _("Invalid: Not Exist")
+    REJECT = "reject", _("Invalid: Reject")
+    JUNK_MAIL = "junk_mail", _("Invalid: Junk Mail")
 
 
 EMAIL_RESULTS = [r.value for r in EmailResult]
+# Labels are lazy translations (docs/i18n.md): str() them in the language
+# of the page or document; the stored codes and the CSV stay English.
 RESULT_CATEGORY = {
-    "delivered": "Delivered",
-    "soft_bounce": "Soft Bounce",
-    "format_error": "Invalid Email",
-    "not_exist": "Invalid Email",
-    "reject": "Invalid Email",
-    "junk_mail": "Invalid Email",
+    "delivered": _("Delivered"),
+    "soft_bounce": _("Soft Bounce"),
+    "format_error": _("Invalid Email"),
+    "not_exist": _("Invalid Email"),
+    "reject": _("Invalid Email"),
+    "junk_mail": _("Invalid Email"),
 }
+
+
+def service_item_label(*, code: str, name: str) -> str:
+    """A service item's name in the active language: the catalog's
+    translation while ``name`` is the seeded English name, else ``name`` as
+    staff wrote it (the stored name is never translated in the database)."""
+    try:
+        item = ServiceCode(code)
+    except ValueError:
+        return name
+    with translation.override("en"):
+        english = str(item.label)
+    return str(item.label) if name == english else name
+# The catalog's units as shown beside a quantity, singular and plural.
+_UNIT_FORMS = {
+    "email": lambda n: npgettext("unit", "email", "emails", n),
+    "GB": lambda n: npgettext("unit", "GB", "GB", n),
+    "IP-month": lambda n: npgettext("unit", "IP-month", "IP-months", n),
+    "request": lambda n: npgettext("unit", "request", "requests", n),
+    "certificate-month": lambda n: npgettext("unit", "certificate-month", "certificate-months", n),
+}
+
+
+def unit_label(*, unit: str, quantity) -> str:
+    """``email`` → ``emails`` unless the quantity is exactly 1, in the
+    active language (封, GB, IP·月 …); a unit outside the catalog gets an
+    English ``s``."""
+    n = 1 if quantity == 1 else 2
+    forms = _UNIT_FORMS.get(unit)
+    if forms is not None:
+        return forms(n)
+    return unit if n == 1 else f"{unit}s"
+
+
 # Services whose quantity is a whole number; data_flow takes 6 decimals.
 WHOLE_QUANTITY_SERVICES = frozenset({"email", "dedicated_ip", "data_masking", "bimi_certification"})
 
@@ -228,9 +266,9 @@ class IngestToken(models.Model):
 
 
 class ImportOrigin(models.TextChoices):
-    FILE = "file", "File (import_usage)"
-    API = "api", "HTTP API"
-    SEED = "seed", "Demo data (seed_demo)"
+    FILE = "file", _("File (import_usage)")
+    API = "api", _("HTTP API")
+    SEED = "seed", _("Demo data (seed_demo)")
 
 
 class UsageImport(models.Model):

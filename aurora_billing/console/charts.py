@@ -12,8 +12,11 @@ import datetime as dt
 from dataclasses import dataclass, field
 from decimal import ROUND_HALF_UP, Decimal
 
+from django.utils.formats import date_format
 from django.utils.html import format_html_join
 from django.utils.safestring import SafeString
+from django.utils.translation import gettext as _
+from django.utils.translation import npgettext
 
 from core.periods import Period
 from invoices.templatetags.billing import quantity as format_quantity
@@ -28,7 +31,7 @@ PLOT_BOTTOM = HEIGHT - 28  # room for the day labels
 BAR_SHARE = Decimal("0.72")  # of a day's slot
 TENTH = Decimal("0.1")
 
-RESULT_LABELS = dict(EmailResult.choices)
+RESULT_LABELS = dict(EmailResult.choices)  # lazy: shown in the page's language
 INVALID_RESULTS = ("format_error", "not_exist", "reject", "junk_mail")
 
 
@@ -126,18 +129,20 @@ def daily_charts(*, period: Period, today: dt.date, emails: dict[dt.date, dict[s
         )
     email_series = {day: [(r, Decimal(emails.get(day, {}).get(r, 0))) for r in EMAIL_RESULTS] for day in days}
     email_chart = _stacked_chart(
-        key="emails", title=f"Emails per day, {period.label()}", unit="emails", days=days, today=today,
+        key="emails", title=_("Emails per day, %(period)s") % {"period": period.label()},
+        unit=npgettext("unit", "email", "emails", 2), days=days, today=today,
         series=email_series, labels=RESULT_LABELS,
     )
     email_chart.summary = _summary(
-        what="Emails", unit="emails", period=period, figures=figures, value=lambda f: Decimal(f.emails)
+        what=_("Emails"), unit=npgettext("unit", "email", "emails", 2), period=period, figures=figures,
+        value=lambda f: Decimal(f.emails),
     )
     flow_series = {day: [("data_flow", data_flow.get(day, Decimal(0)))] for day in days}
     flow_chart = _stacked_chart(
-        key="data-flow", title=f"Data flow per day (GB), {period.label()}", unit="GB", days=days, today=today,
-        series=flow_series, labels={"data_flow": "Data flow"},
+        key="data-flow", title=_("Data flow per day (GB), %(period)s") % {"period": period.label()}, unit="GB",
+        days=days, today=today, series=flow_series, labels={"data_flow": _("Data flow")},
     )
-    flow_chart.summary = _summary(what="Data flow", unit="GB", period=period, figures=figures,
+    flow_chart.summary = _summary(what=_("Data flow"), unit="GB", period=period, figures=figures,
                                   value=lambda f: f.data_flow)
     return DailyCharts(emails=email_chart, data_flow=flow_chart, days=figures, total=total)
 
@@ -208,7 +213,7 @@ def _stacked_chart(*, key: str, title: str, unit: str, days: list[dt.date], toda
     if future:
         x = Decimal(PLOT_LEFT) + slot * future[0]
         chart.future = Bar(x=_coord(x), y=str(PLOT_TOP), width=_coord(slot * len(future)),
-                           height=_coord(plot_height), css="future", title="Days still to come")
+                           height=_coord(plot_height), css="future", title=_("Days still to come"))
     used = {name for d in days for name, value in series[d] if value > 0}
     chart.legend = [(f"s-{name}", label) for name, label in labels.items() if name in used or len(labels) == 1]
     return chart
@@ -216,12 +221,15 @@ def _stacked_chart(*, key: str, title: str, unit: str, days: list[dt.date], toda
 
 def _summary(*, what: str, unit: str, period: Period, figures: list[DayFigures], value) -> str:
     if not figures:
-        return f"{what}: no days of {period.label()} have passed yet."
+        return _("%(what)s: no days of %(period)s have passed yet.") % {"what": what, "period": period.label()}
     total = sum((value(f) for f in figures), Decimal(0))
     if total <= 0:
-        return f"{what}: none in {period.label()}."
+        return _("%(what)s: none in %(period)s.") % {"what": what, "period": period.label()}
     busiest = max(figures, key=value)
     first, last = figures[0].day, figures[-1].day
-    span = f"{first:%b} {first.day}–{last.day}"
-    return (f"{what} per day, {span}: {format_quantity(total)} {unit} in total; busiest day "
-            f"{busiest.day.isoformat()} with {format_quantity(value(busiest))} {unit}.")
+    span = _("%(month)s %(first)s–%(last)s") % {
+        "month": date_format(first, "M"), "first": first.day, "last": last.day}
+    return _("%(what)s per day, %(span)s: %(total)s %(unit)s in total; busiest day %(day)s with "
+             "%(busiest)s %(unit)s.") % {
+        "what": what, "span": span, "total": format_quantity(total), "unit": unit,
+        "day": busiest.day.isoformat(), "busiest": format_quantity(value(busiest))}

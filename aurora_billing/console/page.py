@@ -31,7 +31,7 @@ from invoices.models import Bill, BillLine, LineStatus
 from invoices.selectors import billing_estimate, console_period_check, console_periods, packs_state
 from payments.models import Payment
 from payments.selectors import due_total, funds_balances, payment_pending_repayment
-from usage.models import EMAIL_RESULTS, DailyUsage, Region, ServiceItem
+from usage.models import EMAIL_RESULTS, DailyUsage, Region, ServiceItem, service_item_label, unit_label
 
 from .charts import DailyCharts, daily_charts
 
@@ -44,8 +44,6 @@ MONTH_TO_DATE = "month_to_date"  # the current month
 BEFORE_BILL_TIME = "before_bill_time"  # ended, bill time not reached
 NOT_SETTLED = "not_settled"  # bill time passed, usage waiting for settlement
 
-# Units that read the same in the plural.
-_INVARIANT_UNITS = frozenset({"GB"})
 # A pack whose last valid day is this close is flagged as expiring soon.
 PACK_EXPIRY_WARNING = dt.timedelta(days=30)
 
@@ -151,6 +149,11 @@ class SummaryRow:
     def unit_label(self) -> str:
         return unit_plural(self.unit, self.usage_quantity)
 
+    @property
+    def unit_one(self) -> str:
+        """The unit of the unit price (``per email``), in the active language."""
+        return unit_label(unit=self.unit, quantity=1)
+
     @cached_property
     def results(self) -> EmailResults | None:
         if self.service != "email":
@@ -248,10 +251,9 @@ class BillingConsole:
 
 
 def unit_plural(unit: str, quantity: Decimal) -> str:
-    """``email`` → ``emails`` unless the quantity is exactly 1; ``GB`` stays."""
-    if unit in _INVARIANT_UNITS or quantity == 1:
-        return unit
-    return f"{unit}s"
+    """``email`` → ``emails`` unless the quantity is exactly 1; ``GB`` stays
+    (in the active language: usage.models.unit_label)."""
+    return unit_label(unit=unit, quantity=quantity)
 
 
 def unit_price_text(value: Decimal) -> str:
@@ -304,7 +306,8 @@ def billing_console(*, account: Account, period: Period, now: dt.datetime) -> Bi
         if row is None:
             item = services[service]
             row = rows[(adjustment_for, service)] = SummaryRow(
-                service=service, name=item.name, unit=item.unit, adjustment_for=adjustment_for
+                service=service, name=service_item_label(code=item.code, name=item.name), unit=item.unit,
+                adjustment_for=adjustment_for,
             )
         row.lines.append(RegionLine(region=region, region_name=region_names.get(region, region), **values))
 

@@ -4,6 +4,9 @@ from decimal import Decimal
 from django import template
 
 from core.money import format_quantity, round_money
+from usage.models import service_item_label, unit_label
+
+from ..models import STATUS_LABELS
 
 register = template.Library()
 
@@ -26,3 +29,22 @@ def quantity(value) -> str:
     whole, _, frac = plain.partition(".")
     whole = f"{int(whole):,}"
     return f"{whole}.{frac}" if frac else whole
+
+
+@register.filter
+def status_label(value) -> str:
+    """A line status (``Paid``, ``Overdrawn``, ``Pending``) in the active
+    language; the stored value stays English (the CSS class, the CSV)."""
+    return str(STATUS_LABELS.get(str(value), value))
+
+
+@register.filter
+def service_name(item) -> str:
+    """A ServiceItem's name in the active language (usage.models.service_item_label)."""
+    return service_item_label(code=item.code, name=item.name)
+
+
+@register.filter
+def unit_name(unit: str) -> str:
+    """A catalog unit (``email``, ``IP-month``) in the active language, singular."""
+    return unit_label(unit=unit, quantity=1)

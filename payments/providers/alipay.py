@@ -25,6 +25,7 @@ from urllib.parse import urlencode
 
 from django.conf import settings
 from django.http import HttpResponse
+from django.utils.translation import gettext_lazy
 
 from core.periods import BILLING_TZ
 
@@ -60,8 +61,8 @@ def out_trade_no(payment) -> str:
 
 class AlipayProvider(PaymentProvider):
     code = "alipay"
-    label = "Alipay"
-    description = "Pay with Alipay (支付宝): you are sent to Alipay and come back here."
+    label = gettext_lazy("Alipay")
+    description = gettext_lazy("Pay with Alipay (支付宝): you are sent to Alipay and come back here.")
 
     def is_configured(self) -> bool:
         return all(getattr(settings, name, "") for name in ("ALIPAY_APP_ID", "ALIPAY_PRIVATE_KEY", "ALIPAY_PUBLIC_KEY"))

@@ -44,6 +44,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import rsa
 from django.conf import settings
 from django.utils import timezone
+from django.utils.translation import gettext_lazy
 
 from .base import (
     CallbackRejected,
@@ -152,8 +153,8 @@ def capture_notification(capture: dict, *, payload: dict) -> Notification:
 
 class PayPalProvider(PaymentProvider):
     code = "paypal"
-    label = "PayPal"
-    description = "Pay with PayPal or a card through PayPal: you are sent to PayPal and come back here."
+    label = gettext_lazy("PayPal")
+    description = gettext_lazy("Pay with PayPal or a card through PayPal: you are sent to PayPal and come back here.")
 
     def is_configured(self) -> bool:
         return all(getattr(settings, name, "") for name in ("PAYPAL_CLIENT_ID", "PAYPAL_CLIENT_SECRET",

@@ -19,6 +19,7 @@ from decimal import Decimal, InvalidOperation
 from django.conf import settings
 from django.urls import reverse
 from django.utils.crypto import salted_hmac
+from django.utils.translation import gettext_lazy
 
 from .base import CallbackRejected, Checkout, CheckoutUrls, Notification, PaymentProvider
 
@@ -45,8 +46,8 @@ def notification_sign(params: dict[str, str]) -> dict[str, str]:
 
 class SandboxProvider(PaymentProvider):
     code = "sandbox"
-    label = "Sandbox (test payment)"
-    description = "A local checkout page that approves or declines. No money moves."
+    label = gettext_lazy("Sandbox (test payment)")
+    description = gettext_lazy("A local checkout page that approves or declines. No money moves.")
 
     def is_configured(self) -> bool:
         return bool(getattr(settings, "PAYMENTS_SANDBOX", False))

@@ -8,14 +8,15 @@ only when it is set.
 from __future__ import annotations
 
 from django.conf import settings
+from django.utils.translation import gettext_lazy
 
 from .base import Checkout, CheckoutUrls, PaymentProvider
 
 
 class WireProvider(PaymentProvider):
     code = "wire"
-    label = "Wire transfer"
-    description = ("Transfer the amount to our bank account with the reference shown. "
+    label = gettext_lazy("Wire transfer")
+    description = gettext_lazy("Transfer the amount to our bank account with the reference shown. "
                    "The payment completes when our staff confirm receipt (usually 1–3 business days).")
     online = False
 

@@ -55,7 +55,7 @@ def sign_in():
         page.goto(f"{live_server.url}/accounts/login/")
         page.fill("#id_username", email)
         page.fill("#id_password", password)
-        page.click("button[type=submit]")
+        page.click("main button[type=submit]")  # the header holds the language switcher
         page.wait_for_load_state("networkidle")
         return page
 
