@@ -5,6 +5,9 @@ import logging
 from django.db import InterfaceError, OperationalError
 from django.http import HttpResponse, JsonResponse
 from django.template.loader import render_to_string
+from django.utils import timezone
+
+from core.periods import BILLING_TZ
 
 log = logging.getLogger("aurora.web")
 
@@ -40,3 +43,16 @@ class DatabaseUnavailableMiddleware:
             log.error("database unavailable: %s", exception)
             return unavailable_response(request)
         return None
+
+
+class BillingTimeZoneMiddleware:
+    """Every page, Django admin included, shows times in the billing time
+    zone (UTC+8), the one the bills are cut in; instants stay UTC in the
+    database. Forms read typed times in UTC+8 too."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        with timezone.override(BILLING_TZ):
+            return self.get_response(request)

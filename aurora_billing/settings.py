@@ -68,6 +68,7 @@ MIDDLEWARE = [
     "csp.middleware.CSPMiddleware",
     "accounts.middleware.CurrentAccountMiddleware",
     "aurora_billing.middleware.DatabaseUnavailableMiddleware",
+    "aurora_billing.middleware.BillingTimeZoneMiddleware",
     # last, as django-axes asks: answers a locked-out sign-in with a 429 page
     "axes.middleware.AxesMiddleware",
 ]

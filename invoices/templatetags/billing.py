@@ -2,8 +2,10 @@
 from decimal import Decimal
 
 from django import template
+from django.utils.html import format_html
 
 from core.money import format_quantity, round_money
+from core.periods import BILLING_TZ
 from usage.models import service_item_label, unit_label
 
 from ..models import STATUS_LABELS
@@ -48,3 +50,15 @@ def service_name(item) -> str:
 def unit_name(unit: str) -> str:
     """A catalog unit (``email``, ``IP-month``) in the active language, singular."""
     return unit_label(unit=unit, quantity=1)
+
+
+@register.filter
+def utc8(value):
+    """An instant as the console shows every time: ``2026-10-05 10:00 UTC+8``
+    in a ``<time>`` element; static/js/localtime.js adds the viewer's own
+    time beside it when their time zone differs."""
+    if not value:
+        return ""
+    local = value.astimezone(BILLING_TZ)
+    return format_html('<time datetime="{}" data-utc8>{} UTC+8</time>', value.isoformat(),
+                       local.strftime("%Y-%m-%d %H:%M"))
