@@ -11,7 +11,6 @@ from core.periods import Period, PeriodError
 
 from .settlement import PeriodNotDue, accounts_settle
 
-
 # Every time in admin is UTC+8 (aurora_billing.middleware.BillingTimeZoneMiddleware).
 admin.site.site_header = "Aurora SendCloud billing administration · times in UTC+8"
 admin.site.index_title = "Billing administration (all times UTC+8)"
