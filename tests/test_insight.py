@@ -108,7 +108,7 @@ def test_month_over_month_parts_add_up_to_the_difference(client, history):
     page = text_of(get(login(client), "/billing/insight/?period=2026-11"))
     page = page.replace("8.28 :", "8.28:")  # <strong>+8.28</strong>: text_of puts a space for each tag
     assert ("+8.28: pack coverage in sg: -60,000 emails from packs; your pack A expired on 10-16; your pack B is "
-            "used up (+15.00); -28,000 delivered emails in sg (-5.40); data_flow no longer used (sg) (-1.32)") in page
+            "used up (+15.00); -28,000 delivered emails in sg (-5.40); Data Flow no longer used (sg) (-1.32)") in page
 
 
 def test_month_over_month_price_and_result_mix(acme):

@@ -6,7 +6,7 @@ from django.utils.html import format_html
 
 from core.money import format_quantity, round_money
 from core.periods import BILLING_TZ
-from usage.models import service_item_label, unit_label
+from usage.models import ServiceCode, service_item_label, unit_label
 
 from ..models import STATUS_LABELS
 
@@ -44,6 +44,15 @@ def status_label(value) -> str:
 def service_name(item) -> str:
     """A ServiceItem's name in the active language (usage.models.service_item_label)."""
     return service_item_label(code=item.code, name=item.name)
+
+
+@register.filter
+def service_code_name(code: str) -> str:
+    """A service item's catalog name from its code (``data_flow`` → Data Flow), in the active language."""
+    try:
+        return str(ServiceCode(code).label)
+    except ValueError:
+        return code
 
 
 @register.filter
