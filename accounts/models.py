@@ -45,7 +45,8 @@ class User(AbstractBaseUser, PermissionsMixin):
     date_joined = models.DateTimeField(default=timezone.now)
     # a code of settings.LANGUAGES; "" = no preference (the browser's
     # Accept-Language, else English). Set by the header's language switcher.
-    language = models.CharField(max_length=16, blank=True, default="", choices=settings.LANGUAGES,
+    # db_default: rows written by code that predates the column (a rolling deploy) get one too
+    language = models.CharField(max_length=16, blank=True, default="", db_default="", choices=settings.LANGUAGES,
                                 verbose_name=_("language"))
 
     objects = UserManager()
@@ -76,7 +77,7 @@ class Account(models.Model):
     # the language of documents made without a recipient (the archived
     # statement PDF) and of emails to users with no language preference
     document_language = models.CharField(
-        max_length=16, default="en", choices=settings.LANGUAGES, verbose_name=_("document language"),
+        max_length=16, default="en", db_default="en", choices=settings.LANGUAGES, verbose_name=_("document language"),
         help_text=_("Language of the archived statement PDF and of emails to users without a preference."))
     created_at = models.DateTimeField(default=timezone.now)
 

@@ -27,7 +27,7 @@ pytestmark = pytest.mark.django_db
 # Patterns that are not about any account's data: sign-in pages, help,
 # health, token-authenticated API, signature-verified provider callbacks.
 PUBLIC = {
-    "home", "healthz", "login", "logout", "password_change", "password_change_done", "password_reset",
+    "home", "healthz", "login", "logout", "password_change", "password_change_done", "password_reset", "set_language",
     "password_reset_done", "password_reset_confirm", "password_reset_complete", "help_billing",
     "usage_ingest", "payments_callback", "payments_alipay_return", "payments_paypal_return",
     "payments_paypal_cancel", "account_switch",

@@ -13,11 +13,11 @@ class Migration(migrations.Migration):
         migrations.AddField(
             model_name='account',
             name='document_language',
-            field=models.CharField(choices=[('en', 'English'), ('zh-hans', '简体中文')], default='en', help_text='Language of the archived statement PDF and of emails to users without a preference.', max_length=16, verbose_name='document language'),
+            field=models.CharField(choices=[('en', 'English'), ('zh-hans', '简体中文')], db_default='en', default='en', help_text='Language of the archived statement PDF and of emails to users without a preference.', max_length=16, verbose_name='document language'),
         ),
         migrations.AddField(
             model_name='user',
             name='language',
-            field=models.CharField(blank=True, choices=[('en', 'English'), ('zh-hans', '简体中文')], default='', max_length=16, verbose_name='language'),
+            field=models.CharField(blank=True, choices=[('en', 'English'), ('zh-hans', '简体中文')], db_default='', default='', max_length=16, verbose_name='language'),
         ),
     ]

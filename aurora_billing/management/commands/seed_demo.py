@@ -147,7 +147,7 @@ class Command(BaseCommand):
         for account in (acme, xingchen):
             report = accounts_settle(account_ids=[account.pk], now=now)
             self.stdout.write(f"Settled {account.code}: {report.summary()}")
-        methods = [f"{p.label} (local emulator)" if provider_emulated(p.code) else p.label
+        methods = [f"{p.label} (local emulator)" if provider_emulated(p.code) else str(p.label)
                    for p in providers_offered(currency=acme.currency)]
         self.stdout.write(f"Payment methods: {', '.join(methods) or 'none configured'}")
         self.stdout.write("")
