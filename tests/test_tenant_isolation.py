@@ -38,6 +38,7 @@ PUBLIC = {
 }
 # Pages about the signed-in user's current account (no id in the URL).
 OWN_ACCOUNT = {"summary", "info", "license", "export_csv", "repay", "topup", "payments"}
+OWN_ACCOUNT |= {"alerts"}  # alert settings, history and the user's opt-out
 # Pages that name a resource: the parameter is filled with one of account A's.
 RESOURCE = {"statement_pdf", "payment_detail", "payment_continue", "payment_cancel", "payments_sandbox_checkout"}
 
