@@ -10,8 +10,11 @@ saving):
   due unless late usage or a missed month waits.
 - statements, daily at 10:00: cron ``0 10 * * *``. It sends only what is due
   (from the 5th, 10:00) and not sent yet.
+- alerts, hourly at minute 20: cron ``20 * * * *``. It evaluates every
+  account's alerts (each crossing raised once) and queues again the unsent
+  emails of active alerts.
 
-Both tasks are idempotent, so a duplicated tick is harmless.
+Every task is idempotent, so a duplicated tick is harmless.
 """
 from __future__ import annotations
 
@@ -49,6 +52,9 @@ SCHEDULE = [
     # 0 10 * * *  (Asia/Shanghai): statements due from the 5th and not sent yet
     Entry(name=f"{NAME_PREFIX}statements", task="invoices.tasks.statements_send_due",
           minute="0", hour="10", description="Email the statements that are due (daily 10:00 UTC+8)."),
+    # 20 * * * *  (Asia/Shanghai): alerts of every account, unsent alert emails again
+    Entry(name=f"{NAME_PREFIX}alerts", task="payments.tasks.alerts_evaluate_due",
+          minute="20", hour="*", description="Evaluate every account's alerts and send them once (hourly at :20)."),
 ]
 
 

@@ -7,6 +7,10 @@ the accounts with a due, unsettled period and fans them out in batches to
 task is idempotent (a settled period is never billed again), so a
 duplicated beat tick, a redelivery after a worker crash (``acks_late``) or
 an overlapping run is harmless.
+
+A batch that created bills then queues the alert evaluation of those
+accounts (payments.tasks.alerts_evaluate_batch: Overdrawn periods, packs),
+which is as idempotent as settlement.
 """
 from __future__ import annotations
 
@@ -16,9 +20,11 @@ import logging
 from celery import shared_task
 from django.utils import timezone
 
+from accounts.models import Account
 from aurora_billing.settlement import accounts_due, accounts_settle
 from core.periods import Period, parse_instant
 from core.queue import task_send
+from payments.tasks import alerts_evaluate_batch
 
 log = logging.getLogger("aurora.settlement")
 
@@ -50,5 +56,9 @@ def settlement_settle_batch(account_ids: list[int], now: str | None = None, peri
     report = accounts_settle(account_ids=[int(pk) for pk in account_ids], now=_instant(now),
                              period=Period.parse(period) if period else None)
     log.info("settlement batch of %d accounts: %s", len(account_ids), report.summary())
+    if report.settled:  # a bill may have left a period Overdrawn, a pack low: evaluate those accounts now
+        codes = sorted({code for code, _ in report.settled})
+        ids = list(Account.objects.filter(code__in=codes).order_by("pk").values_list("pk", flat=True))
+        task_send(alerts_evaluate_batch, kwargs={"account_ids": ids, "now": _instant(now).isoformat()})
     return {"settled": len(report.settled), "already": len(report.already), "empty": len(report.empty),
             "errors": report.errors}

@@ -6,4 +6,9 @@ class PaymentsConfig(AppConfig):
     verbose_name = "Funds and payments"
 
     def ready(self):
+        from usage.signals import usage_imported
+
         from .emulators import checks  # noqa: F401 - registers the system check
+        from .receivers import usage_imported_alerts
+
+        usage_imported.connect(usage_imported_alerts, dispatch_uid="payments.alerts_after_import")

@@ -238,3 +238,153 @@ class PaymentEvent(models.Model):
 
     def __str__(self) -> str:
         return f"{self.at:%Y-%m-%d %H:%M:%S} {self.method} {self.kind}"
+
+
+# --- Alerts (issue #18): funds, budget, overdrawn periods, packs, wires ------
+
+
+class AlertKind(models.TextChoices):
+    FUNDS_LOW = "funds_low", _("Funds below the threshold")
+    BUDGET = "budget", _("Month to date above the budget")
+    OVERDRAWN = "overdrawn", _("Period settled Overdrawn")
+    PACK_LOW = "pack_low", _("Email pack running low")
+    PACK_EXPIRING = "pack_expiring", _("Email pack expiring")
+    WIRE_WAITING = "wire_waiting", _("Wire transfer awaited")
+
+
+class BudgetBasis(models.TextChoices):
+    MONTH_TO_DATE = "month_to_date", _("Month-to-date amount")
+    FORECAST = "forecast", _("Month-end forecast")
+
+
+class AlertSettings(models.Model):
+    """An account's alert settings (the owner edits them). Without a row
+    the defaults apply: Overdrawn periods, packs and awaited wire transfers
+    on; funds and budget off until the owner sets their amounts."""
+
+    account = models.OneToOneField(Account, on_delete=models.CASCADE, related_name="alert_settings")
+    funds_low_on = models.BooleanField(default=False)
+    # currency units of the account: alert when the funds balance is below it
+    funds_threshold = models.DecimalField(max_digits=MONEY_DIGITS, decimal_places=MONEY_PLACES, null=True,
+                                          blank=True)
+    budget_on = models.BooleanField(default=False)
+    # currency units of the account: alert when the month's figure is above it
+    budget_amount = models.DecimalField(max_digits=MONEY_DIGITS, decimal_places=MONEY_PLACES, null=True,
+                                        blank=True)
+    budget_basis = models.CharField(max_length=16, choices=BudgetBasis.choices, default=BudgetBasis.MONTH_TO_DATE)
+    overdrawn_on = models.BooleanField(default=True)
+    pack_low_on = models.BooleanField(default=True)
+    pack_low_percent = models.PositiveSmallIntegerField(default=20, help_text="percent of the pack left")
+    pack_expiring_on = models.BooleanField(default=True)
+    pack_expiring_days = models.PositiveSmallIntegerField(default=7, help_text="days before the last valid day")
+    wire_waiting_on = models.BooleanField(default=True)
+    wire_waiting_days = models.PositiveSmallIntegerField(default=5, help_text="days since the wire was started")
+    updated_at = models.DateTimeField(null=True, blank=True)
+    updated_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+                                   related_name="+")
+
+    class Meta:
+        verbose_name_plural = "alert settings"
+        constraints = [
+            models.CheckConstraint(condition=Q(funds_low_on=False) | Q(funds_threshold__isnull=False),
+                                   name="alert_funds_threshold_set"),
+            models.CheckConstraint(condition=Q(budget_on=False) | Q(budget_amount__gt=0),
+                                   name="alert_budget_amount_set"),
+            models.CheckConstraint(condition=Q(pack_low_percent__gte=1) & Q(pack_low_percent__lte=99),
+                                   name="alert_pack_percent_range"),
+            models.CheckConstraint(condition=Q(pack_expiring_days__gte=1) & Q(pack_expiring_days__lte=365),
+                                   name="alert_pack_days_range"),
+            models.CheckConstraint(condition=Q(wire_waiting_days__gte=1) & Q(wire_waiting_days__lte=365),
+                                   name="alert_wire_days_range"),
+        ]
+
+    def __str__(self) -> str:
+        return f"alert settings of {self.account_id}"
+
+    def is_on(self, kind: str) -> bool:
+        return bool(getattr(self, f"{kind}_on"))
+
+
+class AlertOptOut(models.Model):
+    """A user who receives no alert emails of one account (their choice)."""
+
+    account = models.ForeignKey(Account, on_delete=models.CASCADE, related_name="+")
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["account", "user"], name="alert_opt_out_once")]
+
+    def __str__(self) -> str:
+        return f"{self.user_id} opts out of {self.account_id}'s alerts"
+
+
+class AlertState(models.TextChoices):
+    ACTIVE = "active", _("Active")
+    CLEARED = "cleared", _("Cleared")
+
+
+class Alert(models.Model):
+    """One crossing of one condition: raised when the condition starts to
+    hold, ``cleared`` when it stops; the next crossing is a new row.
+
+    (account, kind, subject, crossing) is the idempotency key of the alert
+    and its emails: a rerun, a retried task or a second beat process finds
+    the row and raises nothing. At most one row per (account, kind, subject)
+    is active."""
+
+    account = models.ForeignKey(Account, on_delete=models.CASCADE, related_name="alerts")
+    kind = models.CharField(max_length=16, choices=AlertKind.choices)
+    # what the condition is about: "" (the account), a period YYYY-MM,
+    # "pack:<id>", "payment:<public id>"
+    subject = models.CharField(max_length=64, blank=True, default="")
+    crossing = models.PositiveIntegerField(help_text="1 for the first crossing of this condition, then 2, …")
+    state = models.CharField(max_length=8, choices=AlertState.choices, default=AlertState.ACTIVE)
+    raised_at = models.DateTimeField()
+    cleared_at = models.DateTimeField(null=True, blank=True)
+    # currency units of the account: the figure that crossed (funds, month
+    # to date or forecast, overdrawn amount, wire amount) and the limit
+    amount = models.DecimalField(max_digits=MONEY_DIGITS, decimal_places=MONEY_PLACES, null=True, blank=True)
+    threshold = models.DecimalField(max_digits=MONEY_DIGITS, decimal_places=MONEY_PLACES, null=True, blank=True)
+    currency = models.CharField(max_length=3)
+    # kind-specific figures at raising: pack reference, remaining, days, …
+    detail = models.JSONField(default=dict, blank=True)
+
+    class Meta:
+        ordering = ["-raised_at", "-id"]
+        constraints = [
+            models.UniqueConstraint(fields=["account", "kind", "subject", "crossing"], name="alert_crossing_once"),
+            models.UniqueConstraint(fields=["account", "kind", "subject"], condition=Q(state="active"),
+                                    name="alert_one_active_per_subject"),
+            models.CheckConstraint(condition=Q(state__in=["active", "cleared"]), name="alert_state_valid"),
+            models.CheckConstraint(condition=Q(crossing__gte=1), name="alert_crossing_positive"),
+        ]
+        indexes = [models.Index(fields=["account", "state"], name="alert_account_state")]
+
+    def __str__(self) -> str:
+        return f"{self.account_id} {self.kind} {self.subject or '-'} #{self.crossing} ({self.state})"
+
+    @property
+    def is_active(self) -> bool:
+        return self.state == AlertState.ACTIVE
+
+
+class AlertEmail(models.Model):
+    """The email of one alert to one recipient, claimed once: the row is
+    locked while sending and ``sent_at`` records success; a transport
+    failure is recorded and retried with backoff."""
+
+    alert = models.ForeignKey(Alert, on_delete=models.CASCADE, related_name="emails")
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    email = models.EmailField(help_text="the address at the time the alert was raised")
+    sent_at = models.DateTimeField(null=True, blank=True)
+    attempts = models.PositiveIntegerField(default=0)
+    last_error = models.CharField(max_length=2000, blank=True, default="")
+
+    class Meta:
+        ordering = ["alert_id", "email"]
+        constraints = [models.UniqueConstraint(fields=["alert", "user"], name="alert_email_once_per_user")]
+        indexes = [models.Index(fields=["sent_at"], name="alert_email_sent_at")]
+
+    def __str__(self) -> str:
+        return f"alert {self.alert_id} → {self.email} ({'sent' if self.sent_at else 'unsent'})"

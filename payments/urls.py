@@ -2,6 +2,7 @@ from django.conf import settings
 from django.urls import include, path
 
 from . import views
+from .alerts import views as alert_views
 
 # Mounted under /billing/ in the "billing" namespace.
 billing_patterns: list = [
@@ -11,6 +12,7 @@ billing_patterns: list = [
     path("payments/<uuid:public_id>/", views.payment_detail, name="payment_detail"),
     path("payments/<uuid:public_id>/continue/", views.payment_continue, name="payment_continue"),
     path("payments/<uuid:public_id>/cancel/", views.payment_cancel_view, name="payment_cancel"),
+    path("alerts/", alert_views.alerts, name="alerts"),
 ]
 # Mounted at the site root (provider callbacks, sandbox checkout).
 root_patterns: list = [

@@ -30,7 +30,8 @@ def test_sync_writes_the_schedule_once():
     assert out.getvalue().splitlines() == [
         "aurora: settlement: aurora_billing.tasks.settlement_run_due at cron '0 15 * * *' Asia/Shanghai",
         "aurora: statements: invoices.tasks.statements_send_due at cron '0 10 * * *' Asia/Shanghai",
-        "Beat schedule synced: 2 created, 0 updated, 0 unchanged, 0 disabled",
+        "aurora: alerts: payments.tasks.alerts_evaluate_due at cron '20 * * * *' Asia/Shanghai",
+        "Beat schedule synced: 3 created, 0 updated, 0 unchanged, 0 disabled",
     ]
     rows = {t.name: (t.task, t.crontab.minute, t.crontab.hour, t.crontab.day_of_month, t.crontab.month_of_year,
                      t.crontab.day_of_week, str(t.crontab.timezone), t.enabled)
@@ -38,9 +39,10 @@ def test_sync_writes_the_schedule_once():
     assert rows == {
         "aurora: settlement": ("aurora_billing.tasks.settlement_run_due", "0", "15", "*", "*", "*", SHANGHAI, True),
         "aurora: statements": ("invoices.tasks.statements_send_due", "0", "10", "*", "*", "*", SHANGHAI, True),
+        "aurora: alerts": ("payments.tasks.alerts_evaluate_due", "20", "*", "*", "*", "*", SHANGHAI, True),
     }
-    assert beat_schedule_sync().summary() == "0 created, 0 updated, 2 unchanged, 0 disabled"
-    assert PeriodicTask.objects.count() == 2 and CrontabSchedule.objects.count() == 2
+    assert beat_schedule_sync().summary() == "0 created, 0 updated, 3 unchanged, 0 disabled"
+    assert PeriodicTask.objects.count() == 3 and CrontabSchedule.objects.count() == 3
 
 
 def test_sync_repairs_edits_and_disables_what_left_the_code():
@@ -52,7 +54,7 @@ def test_sync_repairs_edits_and_disables_what_left_the_code():
     PeriodicTask.objects.create(name="aurora: retired job", task="aurora_billing.tasks.gone",
                                 crontab=settlement.crontab)
     PeriodicTask.objects.create(name="someone else's job", task="x.y", crontab=settlement.crontab)
-    assert beat_schedule_sync().summary() == "0 created, 1 updated, 1 unchanged, 1 disabled"
+    assert beat_schedule_sync().summary() == "0 created, 1 updated, 2 unchanged, 1 disabled"
     settlement.refresh_from_db()
     assert (settlement.crontab.hour, str(settlement.crontab.timezone), settlement.enabled) == ("15", SHANGHAI, True)
     assert not PeriodicTask.objects.get(name="aurora: retired job").enabled
@@ -68,6 +70,8 @@ def test_sync_repairs_edits_and_disables_what_left_the_code():
     ("aurora: settlement", utc(2026, 12, 31, 15, 30), utc(2027, 1, 1, 7)),
     # statements: 09:00 UTC+8 on the 5th → 10:00 UTC+8 (02:00Z)
     ("aurora: statements", utc(2026, 11, 5, 1), utc(2026, 11, 5, 2)),
+    # alerts: 10:25 UTC+8 → 11:20 UTC+8 (03:20Z), hourly at minute 20
+    ("aurora: alerts", utc(2026, 11, 5, 2, 25), utc(2026, 11, 5, 3, 20)),
 ])
 def test_schedule_fires_in_shanghai_time(name, last_run_at, expected):
     beat_schedule_sync()

@@ -38,7 +38,7 @@ PUBLIC = {
 }
 # Pages about the signed-in user's current account (no id in the URL).
 OWN_ACCOUNT = {"summary", "info", "license", "export_csv", "repay", "topup", "payments", "bills", "funds", "packs",
-               "insight", "invoices"}
+               "insight", "invoices", "alerts"}
 # Pages that name a resource: the parameter is filled with one of account A's.
 RESOURCE = {"statement_pdf", "payment_detail", "payment_continue", "payment_cancel", "payments_sandbox_checkout",
             "invoice_file"}

@@ -46,6 +46,7 @@ from .ingest import Catalog, FileSource, ImportRejected, RecordsSource, aggregat
 from .ingest.loaders import TOO_LARGE, Contended, CopyLoader, MemoryLoader
 from .models import DailyUsage, ImportOrigin, IngestToken, UsageImport, UsageImportLine
 from .selectors import token_digest, usage_import_late_periods
+from .signals import usage_imported
 
 log = logging.getLogger("aurora.usage")
 
@@ -98,6 +99,7 @@ def usage_import(*, source: FileSource | RecordsSource, now, progress=None, meth
         raise
     log.info("usage import #%s %s: %s records into %s daily rows (%s late) by %s",
              batch.pk, batch.name, batch.records, batch.daily_rows, batch.late_rows, method)
+    usage_imported.send(sender=UsageImport, import_id=batch.pk)
     return ImportOutcome(batch)
 
 
