@@ -38,11 +38,13 @@ class UserManager(BaseUserManager):
 class User(AbstractBaseUser, PermissionsMixin):
     """A person who signs in with an email address (stored lower-case)."""
 
-    email = models.EmailField(unique=True)
-    full_name = models.CharField(max_length=150, blank=True)
-    is_active = models.BooleanField(default=True)
-    is_staff = models.BooleanField(default=False, help_text="May sign in to Django admin.")
-    date_joined = models.DateTimeField(default=timezone.now)
+    email = models.EmailField(unique=True, verbose_name=_("email"))
+    full_name = models.CharField(max_length=150, blank=True, verbose_name=_("full name"))
+    is_active = models.BooleanField(default=True, verbose_name=_("is active"))
+    is_staff = models.BooleanField(default=False, help_text=_("May sign in to Django admin."),
+        verbose_name=_("is staff"),
+    )
+    date_joined = models.DateTimeField(default=timezone.now, verbose_name=_("date joined"))
     # a code of settings.LANGUAGES; "" = no preference (the browser's
     # Accept-Language, else English). Set by the header's language switcher.
     # db_default: rows written by code that predates the column (a rolling deploy) get one too
@@ -56,6 +58,8 @@ class User(AbstractBaseUser, PermissionsMixin):
     REQUIRED_FIELDS: list[str] = []
 
     class Meta:
+        verbose_name = _("user")
+        verbose_name_plural = _("users")
         constraints = [models.UniqueConstraint(Lower("email"), name="user_email_ci_unique")]
 
     def __str__(self) -> str:
@@ -71,17 +75,19 @@ class User(AbstractBaseUser, PermissionsMixin):
 class Account(models.Model):
     """A customer account: the unit that is billed."""
 
-    code = models.SlugField(max_length=64, unique=True, help_text="Stable key, e.g. acme.")
-    name = models.CharField(max_length=200)
-    currency = models.CharField(max_length=3, default="USD", help_text="ISO 4217 code.")
+    code = models.SlugField(max_length=64, unique=True, help_text=_("Stable key, e.g. acme."), verbose_name=_("code"))
+    name = models.CharField(max_length=200, verbose_name=_("name"))
+    currency = models.CharField(max_length=3, default="USD", help_text=_("ISO 4217 code."), verbose_name=_("currency"))
     # the language of documents made without a recipient (the archived
     # statement PDF) and of emails to users with no language preference
     document_language = models.CharField(
         max_length=16, default="en", db_default="en", choices=settings.LANGUAGES, verbose_name=_("document language"),
         help_text=_("Language of the archived statement PDF and of emails to users without a preference."))
-    created_at = models.DateTimeField(default=timezone.now)
+    created_at = models.DateTimeField(default=timezone.now, verbose_name=_("created at"))
 
     class Meta:
+        verbose_name = _("account")
+        verbose_name_plural = _("accounts")
         ordering = ["code"]
         constraints = [
             models.CheckConstraint(
@@ -116,12 +122,18 @@ ROLE_PERMISSIONS: dict[str, frozenset[str]] = {
 class Membership(models.Model):
     """A user's role in one account. A user may belong to several accounts."""
 
-    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="memberships")
-    account = models.ForeignKey(Account, on_delete=models.CASCADE, related_name="memberships")
-    role = models.CharField(max_length=16, choices=Role.choices)
-    created_at = models.DateTimeField(default=timezone.now)
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="memberships",
+        verbose_name=_("user"),
+    )
+    account = models.ForeignKey(Account, on_delete=models.CASCADE, related_name="memberships",
+        verbose_name=_("account"),
+    )
+    role = models.CharField(max_length=16, choices=Role.choices, verbose_name=_("role"))
+    created_at = models.DateTimeField(default=timezone.now, verbose_name=_("created at"))
 
     class Meta:
+        verbose_name = _("membership")
+        verbose_name_plural = _("memberships")
         ordering = ["account__code", "user__email"]
         constraints = [
             models.UniqueConstraint(fields=["user", "account"], name="membership_unique"),
@@ -152,29 +164,37 @@ class BillingInfo(models.Model):
     """Billing information (billing-rules §7): filled in once by the owner,
     then changed only by staff. Every change is a BillingInfoChange row."""
 
-    account = models.OneToOneField(Account, on_delete=models.CASCADE, related_name="billing_info")
-    contact_name = models.CharField(max_length=100)
-    company_name = models.CharField(max_length=200)
-    website = models.URLField(max_length=200)
-    company_address = models.CharField(max_length=300)
-    detailed_address = models.CharField(max_length=300)
-    license_file = models.FileField(upload_to=license_upload_to, max_length=200, blank=True)
-    license_content_type = models.CharField(max_length=32, blank=True)
-    license_size = models.PositiveIntegerField(default=0, help_text="bytes, as stored")
-    license_sha256 = models.CharField(max_length=64, blank=True)
+    account = models.OneToOneField(Account, on_delete=models.CASCADE, related_name="billing_info",
+        verbose_name=_("account"),
+    )
+    contact_name = models.CharField(max_length=100, verbose_name=_("contact name"))
+    company_name = models.CharField(max_length=200, verbose_name=_("company name"))
+    website = models.URLField(max_length=200, verbose_name=_("website"))
+    company_address = models.CharField(max_length=300, verbose_name=_("company address"))
+    detailed_address = models.CharField(max_length=300, verbose_name=_("detailed address"))
+    license_file = models.FileField(upload_to=license_upload_to, max_length=200, blank=True,
+        verbose_name=_("license file"),
+    )
+    license_content_type = models.CharField(max_length=32, blank=True, verbose_name=_("license content type"))
+    license_size = models.PositiveIntegerField(default=0, help_text=_("bytes, as stored"),
+        verbose_name=_("license size"),
+    )
+    license_sha256 = models.CharField(max_length=64, blank=True, verbose_name=_("license sha256"))
     verification_status = models.CharField(
-        max_length=16, choices=VerificationStatus.choices, default=VerificationStatus.PENDING
+        max_length=16, choices=VerificationStatus.choices, default=VerificationStatus.PENDING,
+        verbose_name=_("verification status"),
     )
-    rejection_reason = models.CharField(max_length=500, blank=True)
+    rejection_reason = models.CharField(max_length=500, blank=True, verbose_name=_("rejection reason"))
     submitted_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+",
+        verbose_name=_("submitted by"),
     )
-    submitted_at = models.DateTimeField(null=True, blank=True)
-    updated_at = models.DateTimeField(auto_now=True)
+    submitted_at = models.DateTimeField(null=True, blank=True, verbose_name=_("submitted at"))
+    updated_at = models.DateTimeField(auto_now=True, verbose_name=_("updated at"))
 
     class Meta:
-        verbose_name = "billing information"
-        verbose_name_plural = "billing information"
+        verbose_name = _("billing information")
+        verbose_name_plural = _("billing information")
 
     def __str__(self) -> str:
         return f"Billing information of {self.account.code}"
@@ -193,17 +213,22 @@ class BillingInfo(models.Model):
 class BillingInfoChange(models.Model):
     """Append-only history of billing information: who, when, field, old → new."""
 
-    account = models.ForeignKey(Account, on_delete=models.CASCADE, related_name="billing_info_changes")
-    changed_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    account = models.ForeignKey(Account, on_delete=models.CASCADE, related_name="billing_info_changes",
+        verbose_name=_("account"),
     )
-    changed_at = models.DateTimeField(default=timezone.now)
-    source = models.CharField(max_length=16, help_text="console, admin or provision")
-    field = models.CharField(max_length=64)
-    old_value = models.TextField(blank=True)
-    new_value = models.TextField(blank=True)
+    changed_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+",
+        verbose_name=_("changed by"),
+    )
+    changed_at = models.DateTimeField(default=timezone.now, verbose_name=_("changed at"))
+    source = models.CharField(max_length=16, help_text=_("console, admin or provision"), verbose_name=_("source"))
+    field = models.CharField(max_length=64, verbose_name=_("field"))
+    old_value = models.TextField(blank=True, verbose_name=_("old value"))
+    new_value = models.TextField(blank=True, verbose_name=_("new value"))
 
     class Meta:
+        verbose_name = _("billing info change")
+        verbose_name_plural = _("billing info changes")
         ordering = ["-changed_at", "-id"]
 
     def __str__(self) -> str:

@@ -54,18 +54,20 @@ STATUS_LABELS = {
 
 
 class Bill(models.Model):
-    account = models.ForeignKey(Account, on_delete=models.PROTECT, related_name="bills")
-    period = models.CharField(max_length=7, help_text="YYYY-MM (UTC+8 calendar month)")
-    currency = models.CharField(max_length=3)
-    settled_at = models.DateTimeField(default=timezone.now)
+    account = models.ForeignKey(Account, on_delete=models.PROTECT, related_name="bills", verbose_name=_("account"))
+    period = models.CharField(max_length=7, help_text=_("YYYY-MM (UTC+8 calendar month)"), verbose_name=_("period"))
+    currency = models.CharField(max_length=3, verbose_name=_("currency"))
+    settled_at = models.DateTimeField(default=timezone.now, verbose_name=_("settled at"))
     # sum of line amounts, in currency units
-    total_amount = _money(default=0)
+    total_amount = _money(default=0, verbose_name=_("total amount"))
     # funds applied at settlement, in currency units
-    funds_applied = _money(default=0)
+    funds_applied = _money(default=0, verbose_name=_("funds applied"))
     # billing information as it stood at settlement (statements print this)
-    billing_info_snapshot = models.JSONField(default=dict, blank=True)
+    billing_info_snapshot = models.JSONField(default=dict, blank=True, verbose_name=_("billing info snapshot"))
 
     class Meta:
+        verbose_name = _("bill")
+        verbose_name_plural = _("bills")
         ordering = ["account__code", "-period"]
         constraints = [
             models.UniqueConstraint(fields=["account", "period"], name="bill_one_per_account_period"),
@@ -86,33 +88,40 @@ class BillLine(models.Model):
     stores decimals as binary floating point, where exact sums cannot be
     compared, so there they are checked by the tests only."""
 
-    bill = models.ForeignKey(Bill, on_delete=models.PROTECT, related_name="lines")
-    service = models.ForeignKey(ServiceItem, on_delete=models.PROTECT, related_name="+")
-    region = models.ForeignKey(Region, on_delete=models.PROTECT, related_name="+")
+    bill = models.ForeignKey(Bill, on_delete=models.PROTECT, related_name="lines", verbose_name=_("bill"))
+    service = models.ForeignKey(ServiceItem, on_delete=models.PROTECT, related_name="+", verbose_name=_("service"))
+    region = models.ForeignKey(Region, on_delete=models.PROTECT, related_name="+", verbose_name=_("region"))
     adjustment_for = models.CharField(
-        max_length=7, blank=True, default="", help_text="YYYY-MM of late usage, or empty"
+        max_length=7, blank=True, default="", help_text=_("YYYY-MM of late usage, or empty"),
+        verbose_name=_("adjustment for"),
     )
-    position = models.PositiveIntegerField(default=0, help_text="catalog order, region, adjustments last")
+    position = models.PositiveIntegerField(default=0, help_text=_("catalog order, region, adjustments last"),
+        verbose_name=_("position"),
+    )
     # service units
-    usage_quantity = _quantity()
-    deducted_quantity = _quantity(default=0)
-    billable_quantity = _quantity()
+    usage_quantity = _quantity(verbose_name=_("usage quantity"))
+    deducted_quantity = _quantity(default=0, verbose_name=_("deducted quantity"))
+    billable_quantity = _quantity(verbose_name=_("billable quantity"))
     # currency units per service unit
-    unit_price = models.DecimalField(max_digits=PRICE_DIGITS, decimal_places=PRICE_PLACES)
-    currency = models.CharField(max_length=3)
-    amount = _money()
-    paid = _money(default=0)
-    balance = _money()
-    status = models.CharField(max_length=16, choices=LineStatus.choices)
+    unit_price = models.DecimalField(max_digits=PRICE_DIGITS, decimal_places=PRICE_PLACES,
+        verbose_name=_("unit price"),
+    )
+    currency = models.CharField(max_length=3, verbose_name=_("currency"))
+    amount = _money(verbose_name=_("amount"))
+    paid = _money(default=0, verbose_name=_("paid"))
+    balance = _money(verbose_name=_("balance"))
+    status = models.CharField(max_length=16, choices=LineStatus.choices, verbose_name=_("status"))
     # email lines only: usage by delivery result (emails)
-    delivered = models.BigIntegerField(null=True, blank=True)
-    soft_bounce = models.BigIntegerField(null=True, blank=True)
-    format_error = models.BigIntegerField(null=True, blank=True)
-    not_exist = models.BigIntegerField(null=True, blank=True)
-    reject = models.BigIntegerField(null=True, blank=True)
-    junk_mail = models.BigIntegerField(null=True, blank=True)
+    delivered = models.BigIntegerField(null=True, blank=True, verbose_name=_("delivered"))
+    soft_bounce = models.BigIntegerField(null=True, blank=True, verbose_name=_("soft bounce"))
+    format_error = models.BigIntegerField(null=True, blank=True, verbose_name=_("format error"))
+    not_exist = models.BigIntegerField(null=True, blank=True, verbose_name=_("not exist"))
+    reject = models.BigIntegerField(null=True, blank=True, verbose_name=_("reject"))
+    junk_mail = models.BigIntegerField(null=True, blank=True, verbose_name=_("junk mail"))
 
     class Meta:
+        verbose_name = _("bill line")
+        verbose_name_plural = _("bill lines")
         ordering = ["bill", "position"]
         constraints = [
             models.UniqueConstraint(
@@ -138,12 +147,16 @@ class BillLine(models.Model):
 class PackDeduction(models.Model):
     """Emails taken from a pack for one day of a bill line (append-only)."""
 
-    pack = models.ForeignKey(EmailPack, on_delete=models.PROTECT, related_name="deductions")
-    line = models.ForeignKey(BillLine, on_delete=models.PROTECT, related_name="pack_deductions")
-    day = models.DateField(help_text="UTC+8 day of the usage")
-    quantity = models.BigIntegerField(help_text="emails")
+    pack = models.ForeignKey(EmailPack, on_delete=models.PROTECT, related_name="deductions", verbose_name=_("pack"))
+    line = models.ForeignKey(BillLine, on_delete=models.PROTECT, related_name="pack_deductions",
+        verbose_name=_("line"),
+    )
+    day = models.DateField(help_text=_("UTC+8 day of the usage"), verbose_name=_("day"))
+    quantity = models.BigIntegerField(help_text=_("emails"), verbose_name=_("quantity"))
 
     class Meta:
+        verbose_name = _("pack deduction")
+        verbose_name_plural = _("pack deductions")
         ordering = ["day", "pack"]
         constraints = [
             models.CheckConstraint(condition=Q(quantity__gt=0), name="pack_deduction_positive"),
@@ -173,21 +186,27 @@ class Statement(models.Model):
     console; ``issued_lines`` keeps each line's figures at issue, from which
     the payments since issue are known."""
 
-    bill = models.OneToOneField(Bill, on_delete=models.PROTECT, related_name="statement")
-    number = models.CharField(max_length=32, unique=True, help_text="e.g. AUR-2026-000123")
-    issued_at = models.DateTimeField(default=timezone.now)
+    bill = models.OneToOneField(Bill, on_delete=models.PROTECT, related_name="statement", verbose_name=_("bill"))
+    number = models.CharField(max_length=32, unique=True, help_text=_("e.g. AUR-2026-000123"),
+        verbose_name=_("number"),
+    )
+    issued_at = models.DateTimeField(default=timezone.now, verbose_name=_("issued at"))
     pdf = models.FileField(upload_to="statements/%Y/", max_length=200, blank=True,
-                           help_text="the PDF as rendered at issue (archived)")
-    sha256 = models.CharField(max_length=64, blank=True, help_text="SHA-256 (hex) of the archived PDF")
+                           help_text=_("the PDF as rendered at issue (archived)"), verbose_name=_("pdf"))
+    sha256 = models.CharField(max_length=64, blank=True, help_text=_("SHA-256 (hex) of the archived PDF"),
+        verbose_name=_("sha256"),
+    )
     # {"<bill line id>": {"paid": "5.00", "balance": "0.40", "status": "Overdrawn"}}
     # at issue; amounts as decimal strings in the bill's currency
-    issued_lines = models.JSONField(default=dict, blank=True)
-    emailed_at = models.DateTimeField(null=True, blank=True)
-    email_recipients = models.TextField(blank=True)
-    email_attempts = models.PositiveIntegerField(default=0)
-    last_email_error = models.TextField(blank=True)
+    issued_lines = models.JSONField(default=dict, blank=True, verbose_name=_("issued lines"))
+    emailed_at = models.DateTimeField(null=True, blank=True, verbose_name=_("emailed at"))
+    email_recipients = models.TextField(blank=True, verbose_name=_("email recipients"))
+    email_attempts = models.PositiveIntegerField(default=0, verbose_name=_("email attempts"))
+    last_email_error = models.TextField(blank=True, verbose_name=_("last email error"))
 
     class Meta:
+        verbose_name = _("statement")
+        verbose_name_plural = _("statements")
         ordering = ["-issued_at"]
 
     def __str__(self) -> str:
@@ -217,33 +236,49 @@ class InvoiceRequest(models.Model):
     units) is the sum of the bills' paid amounts, never more; each bill is on
     at most one request that is not rejected (``InvoiceRequestBill``)."""
 
-    public_id = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
-    account = models.ForeignKey(Account, on_delete=models.PROTECT, related_name="invoice_requests")
+    public_id = models.UUIDField(default=uuid.uuid4, unique=True, editable=False, verbose_name=_("public id"))
+    account = models.ForeignKey(Account, on_delete=models.PROTECT, related_name="invoice_requests",
+        verbose_name=_("account"),
+    )
     requested_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL,
-                                     related_name="+")
-    requested_at = models.DateTimeField(default=timezone.now)
-    kind = models.CharField(max_length=16, choices=InvoiceKind.choices)
-    title = models.CharField(max_length=200, help_text="invoice title (发票抬头): the buyer's name")
-    taxpayer_id = models.CharField(max_length=20, blank=True, help_text="纳税人识别号 / VAT number")
-    address_phone = models.CharField(max_length=300, blank=True, help_text="registered address and phone")
-    bank_account = models.CharField(max_length=300, blank=True, help_text="bank name and account number")
-    email = models.EmailField(help_text="where the invoice is sent")
+                                     related_name="+", verbose_name=_("requested by"))
+    requested_at = models.DateTimeField(default=timezone.now, verbose_name=_("requested at"))
+    kind = models.CharField(max_length=16, choices=InvoiceKind.choices, verbose_name=_("kind"))
+    title = models.CharField(max_length=200, help_text=_("invoice title (发票抬头): the buyer's name"),
+        verbose_name=_("title"),
+    )
+    taxpayer_id = models.CharField(max_length=20, blank=True, help_text=_("纳税人识别号 / VAT number"),
+        verbose_name=_("taxpayer id"),
+    )
+    address_phone = models.CharField(max_length=300, blank=True, help_text=_("registered address and phone"),
+        verbose_name=_("address phone"),
+    )
+    bank_account = models.CharField(max_length=300, blank=True, help_text=_("bank name and account number"),
+        verbose_name=_("bank account"),
+    )
+    email = models.EmailField(help_text=_("where the invoice is sent"), verbose_name=_("email"))
     # sum of the bills' paid amounts at the request, in currency units
-    amount = _money()
-    currency = models.CharField(max_length=3)
-    billing_info_snapshot = models.JSONField(default=dict, blank=True)
-    status = models.CharField(max_length=16, choices=InvoiceStatus.choices, default=InvoiceStatus.REQUESTED)
-    decided_at = models.DateTimeField(null=True, blank=True)
+    amount = _money(verbose_name=_("amount"))
+    currency = models.CharField(max_length=3, verbose_name=_("currency"))
+    billing_info_snapshot = models.JSONField(default=dict, blank=True, verbose_name=_("billing info snapshot"))
+    status = models.CharField(max_length=16, choices=InvoiceStatus.choices, default=InvoiceStatus.REQUESTED,
+        verbose_name=_("status"),
+    )
+    decided_at = models.DateTimeField(null=True, blank=True, verbose_name=_("decided at"))
     decided_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
-                                   related_name="+")
-    invoice_number = models.CharField(max_length=64, blank=True)
-    invoice_date = models.DateField(null=True, blank=True)
-    invoice_file = models.FileField(upload_to="tax-invoices/%Y/", max_length=200, blank=True)
-    rejected_reason = models.CharField(max_length=500, blank=True)
+                                   related_name="+", verbose_name=_("decided by"))
+    invoice_number = models.CharField(max_length=64, blank=True, verbose_name=_("invoice number"))
+    invoice_date = models.DateField(null=True, blank=True, verbose_name=_("invoice date"))
+    invoice_file = models.FileField(upload_to="tax-invoices/%Y/", max_length=200, blank=True,
+        verbose_name=_("invoice file"),
+    )
+    rejected_reason = models.CharField(max_length=500, blank=True, verbose_name=_("rejected reason"))
     # the decision email, claimed once (a retry never sends it twice)
-    decision_emailed_at = models.DateTimeField(null=True, blank=True)
+    decision_emailed_at = models.DateTimeField(null=True, blank=True, verbose_name=_("decision emailed at"))
 
     class Meta:
+        verbose_name = _("invoice request")
+        verbose_name_plural = _("invoice requests")
         ordering = ["-requested_at", "-id"]
         constraints = [
             models.CheckConstraint(condition=Q(amount__gt=0), name="invoice_request_amount_positive"),
@@ -264,13 +299,17 @@ class InvoiceRequestBill(models.Model):
     the request is not rejected: the partial unique constraint makes a bill
     invoiced at most once, even for two requests racing."""
 
-    request = models.ForeignKey(InvoiceRequest, on_delete=models.PROTECT, related_name="bills")
-    bill = models.ForeignKey(Bill, on_delete=models.PROTECT, related_name="invoice_items")
+    request = models.ForeignKey(InvoiceRequest, on_delete=models.PROTECT, related_name="bills",
+        verbose_name=_("request"),
+    )
+    bill = models.ForeignKey(Bill, on_delete=models.PROTECT, related_name="invoice_items", verbose_name=_("bill"))
     # the bill's paid amount at the request (currency units)
-    amount = _money()
-    active = models.BooleanField(default=True)
+    amount = _money(verbose_name=_("amount"))
+    active = models.BooleanField(default=True, verbose_name=_("active"))
 
     class Meta:
+        verbose_name = _("invoice request bill")
+        verbose_name_plural = _("invoice request bills")
         ordering = ["bill__period"]
         constraints = [
             models.UniqueConstraint(fields=["bill"], condition=Q(active=True), name="bill_invoiced_once"),

@@ -36,26 +36,31 @@ class EntryKind(models.TextChoices):
 
 
 class LedgerEntry(models.Model):
-    account = models.ForeignKey(Account, on_delete=models.PROTECT, related_name="ledger_entries")
-    kind = models.CharField(max_length=32, choices=EntryKind.choices)
+    account = models.ForeignKey(Account, on_delete=models.PROTECT, related_name="ledger_entries",
+        verbose_name=_("account"),
+    )
+    kind = models.CharField(max_length=32, choices=EntryKind.choices, verbose_name=_("kind"))
     # currency units; > 0 adds to the funds, < 0 takes from them
-    amount = models.DecimalField(max_digits=MONEY_DIGITS, decimal_places=MONEY_PLACES)
-    currency = models.CharField(max_length=3)
-    at = models.DateTimeField(default=timezone.now, help_text="when the money moved (UTC)")
+    amount = models.DecimalField(max_digits=MONEY_DIGITS, decimal_places=MONEY_PLACES, verbose_name=_("amount"))
+    currency = models.CharField(max_length=3, verbose_name=_("currency"))
+    at = models.DateTimeField(default=timezone.now, help_text=_("when the money moved (UTC)"), verbose_name=_("at"))
     # idempotency key of the movement: the top-up reference, the payment id, …
-    reference = models.CharField(max_length=120, blank=True, default="")
+    reference = models.CharField(max_length=120, blank=True, default="", verbose_name=_("reference"))
     line = models.ForeignKey(
-        BillLine, null=True, blank=True, on_delete=models.PROTECT, related_name="ledger_entries"
+        BillLine, null=True, blank=True, on_delete=models.PROTECT, related_name="ledger_entries",
+        verbose_name=_("line"),
     )
-    memo = models.CharField(max_length=300, blank=True)
+    memo = models.CharField(max_length=300, blank=True, verbose_name=_("memo"))
     created_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+",
+        verbose_name=_("created by"),
     )
-    created_at = models.DateTimeField(default=timezone.now)
+    created_at = models.DateTimeField(default=timezone.now, verbose_name=_("created at"))
 
     class Meta:
+        verbose_name = _("ledger entry")
         ordering = ["at", "id"]
-        verbose_name_plural = "ledger entries"
+        verbose_name_plural = _("ledger entries")
         constraints = [
             models.CheckConstraint(
                 condition=(Q(kind__in=["topup", "repayment"]) & Q(amount__gt=0))
@@ -132,42 +137,54 @@ class Payment(models.Model):
     """
 
     public_id = models.UUIDField(default=uuid.uuid4, unique=True, editable=False,
-                                 help_text="used in URLs and as the provider's order number")
+                                 help_text=_("used in URLs and as the provider's order number"),
+        verbose_name=_("public id"),
+    )
     reference = models.CharField(max_length=20, unique=True, default=payment_reference_new,
-                                 help_text="human reference, e.g. on a wire transfer")
-    account = models.ForeignKey(Account, on_delete=models.PROTECT, related_name="payments")
-    purpose = models.CharField(max_length=16, choices=PaymentPurpose.choices)
-    method = models.CharField(max_length=16, choices=PaymentMethod.choices)
-    status = models.CharField(max_length=16, choices=PaymentStatus.choices, default=PaymentStatus.PENDING)
+                                 help_text=_("human reference, e.g. on a wire transfer"), verbose_name=_("reference"))
+    account = models.ForeignKey(Account, on_delete=models.PROTECT, related_name="payments",
+        verbose_name=_("account"),
+    )
+    purpose = models.CharField(max_length=16, choices=PaymentPurpose.choices, verbose_name=_("purpose"))
+    method = models.CharField(max_length=16, choices=PaymentMethod.choices, verbose_name=_("method"))
+    status = models.CharField(max_length=16, choices=PaymentStatus.choices, default=PaymentStatus.PENDING,
+        verbose_name=_("status"),
+    )
     # currency units: the exact amount to receive (sum of the frozen balances)
-    amount = models.DecimalField(max_digits=MONEY_DIGITS, decimal_places=MONEY_PLACES)
-    currency = models.CharField(max_length=3)
-    idempotency_key = models.CharField(max_length=64)
+    amount = models.DecimalField(max_digits=MONEY_DIGITS, decimal_places=MONEY_PLACES, verbose_name=_("amount"))
+    currency = models.CharField(max_length=3, verbose_name=_("currency"))
+    idempotency_key = models.CharField(max_length=64, verbose_name=_("idempotency key"))
     provider_transaction_id = models.CharField(
-        max_length=128, blank=True, default="", help_text="the provider's id of the money movement"
+        max_length=128, blank=True, default="", help_text=_("the provider's id of the money movement"),
+        verbose_name=_("provider transaction id"),
     )
     provider_order_id = models.CharField(
-        max_length=128, blank=True, default="", help_text="the provider's id of the order (PayPal)"
+        max_length=128, blank=True, default="", help_text=_("the provider's id of the order (PayPal)"),
+        verbose_name=_("provider order id"),
     )
     checkout_url = models.URLField(
-        max_length=2000, blank=True, default="", help_text="where the payer completes the payment"
+        max_length=2000, blank=True, default="", help_text=_("where the payer completes the payment"),
+        verbose_name=_("checkout url"),
     )
     # True when money arrived but its lines had been paid otherwise meanwhile:
     # the amount (or what no line could take) was booked as funds instead.
-    credited_to_funds = models.BooleanField(default=False)
-    status_reason = models.CharField(max_length=300, blank=True)
+    credited_to_funds = models.BooleanField(default=False, verbose_name=_("credited to funds"))
+    status_reason = models.CharField(max_length=300, blank=True, verbose_name=_("status reason"))
     created_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+",
+        verbose_name=_("created by"),
     )
-    created_at = models.DateTimeField(default=timezone.now)
-    completed_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(default=timezone.now, verbose_name=_("created at"))
+    completed_at = models.DateTimeField(null=True, blank=True, verbose_name=_("completed at"))
     confirmed_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+",
-        help_text="staff member who confirmed a wire transfer",
+        help_text=_("staff member who confirmed a wire transfer"), verbose_name=_("confirmed by")
     )
-    receipt_sent_at = models.DateTimeField(null=True, blank=True)
+    receipt_sent_at = models.DateTimeField(null=True, blank=True, verbose_name=_("receipt sent at"))
 
     class Meta:
+        verbose_name = _("payment")
+        verbose_name_plural = _("payments")
         ordering = ["-created_at", "-id"]
         constraints = [
             models.UniqueConstraint(fields=["account", "idempotency_key"], name="payment_idempotency_key_once"),
@@ -205,12 +222,16 @@ class PaymentLine(models.Model):
     """A bill line a repayment covers, with its balance frozen when the
     repay page was opened: the payment's amount is the sum of these."""
 
-    payment = models.ForeignKey(Payment, on_delete=models.CASCADE, related_name="lines")
-    line = models.ForeignKey(BillLine, on_delete=models.PROTECT, related_name="payment_lines")
+    payment = models.ForeignKey(Payment, on_delete=models.CASCADE, related_name="lines", verbose_name=_("payment"))
+    line = models.ForeignKey(BillLine, on_delete=models.PROTECT, related_name="payment_lines",
+        verbose_name=_("line"),
+    )
     # currency units: the line's balance shown to the payer
-    balance = models.DecimalField(max_digits=MONEY_DIGITS, decimal_places=MONEY_PLACES)
+    balance = models.DecimalField(max_digits=MONEY_DIGITS, decimal_places=MONEY_PLACES, verbose_name=_("balance"))
 
     class Meta:
+        verbose_name = _("payment line")
+        verbose_name_plural = _("payment lines")
         ordering = ["line__bill__period", "line__position"]
         constraints = [
             models.UniqueConstraint(fields=["payment", "line"], name="payment_line_once"),
@@ -225,14 +246,20 @@ class PaymentEvent(models.Model):
     """Append-only audit trail of a payment: created, started, every provider
     callback (verified or refused, with its payload), confirmations."""
 
-    payment = models.ForeignKey(Payment, null=True, blank=True, on_delete=models.CASCADE, related_name="events")
-    method = models.CharField(max_length=16, choices=PaymentMethod.choices)
-    kind = models.CharField(max_length=32, help_text="created, started, callback, refused, succeeded, …")
-    message = models.CharField(max_length=500, blank=True)
-    payload = models.JSONField(default=dict, blank=True)
-    at = models.DateTimeField(default=timezone.now)
+    payment = models.ForeignKey(Payment, null=True, blank=True, on_delete=models.CASCADE, related_name="events",
+        verbose_name=_("payment"),
+    )
+    method = models.CharField(max_length=16, choices=PaymentMethod.choices, verbose_name=_("method"))
+    kind = models.CharField(max_length=32, help_text=_("created, started, callback, refused, succeeded, …"),
+        verbose_name=_("kind"),
+    )
+    message = models.CharField(max_length=500, blank=True, verbose_name=_("message"))
+    payload = models.JSONField(default=dict, blank=True, verbose_name=_("payload"))
+    at = models.DateTimeField(default=timezone.now, verbose_name=_("at"))
 
     class Meta:
+        verbose_name = _("payment event")
+        verbose_name_plural = _("payment events")
         ordering = ["at", "id"]
         indexes = [models.Index(fields=["kind", "at"], name="payment_event_kind_at")]
 

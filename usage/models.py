@@ -92,10 +92,14 @@ WHOLE_QUANTITY_SERVICES = frozenset({"email", "dedicated_ip", "data_masking", "b
 
 
 class Region(models.Model):
-    code = models.SlugField(max_length=32, primary_key=True, help_text="e.g. sg, hk, us-east")
-    name = models.CharField(max_length=100)
+    code = models.SlugField(max_length=32, primary_key=True, help_text=_("e.g. sg, hk, us-east"),
+        verbose_name=_("code"),
+    )
+    name = models.CharField(max_length=100, verbose_name=_("name"))
 
     class Meta:
+        verbose_name = _("region")
+        verbose_name_plural = _("regions")
         ordering = ["code"]
 
     def __str__(self) -> str:
@@ -105,12 +109,14 @@ class Region(models.Model):
 class ServiceItem(models.Model):
     """The five service items, seeded by migration 0002."""
 
-    code = models.CharField(max_length=32, primary_key=True, choices=ServiceCode.choices)
-    name = models.CharField(max_length=64)
-    unit = models.CharField(max_length=32, help_text="e.g. email, GB, IP-month")
-    position = models.PositiveSmallIntegerField(unique=True, help_text="catalog order")
+    code = models.CharField(max_length=32, primary_key=True, choices=ServiceCode.choices, verbose_name=_("code"))
+    name = models.CharField(max_length=64, verbose_name=_("name"))
+    unit = models.CharField(max_length=32, help_text=_("e.g. email, GB, IP-month"), verbose_name=_("unit"))
+    position = models.PositiveSmallIntegerField(unique=True, help_text=_("catalog order"), verbose_name=_("position"))
 
     class Meta:
+        verbose_name = _("service item")
+        verbose_name_plural = _("service items")
         ordering = ["position"]
 
     def __str__(self) -> str:
@@ -121,15 +127,21 @@ class Price(models.Model):
     """Unit price of a service item in a region from ``effective_from`` on.
     The price in effect on a period's first day applies to the period (§3)."""
 
-    service = models.ForeignKey(ServiceItem, on_delete=models.PROTECT, related_name="prices")
-    region = models.ForeignKey(Region, on_delete=models.PROTECT, related_name="prices")
+    service = models.ForeignKey(ServiceItem, on_delete=models.PROTECT, related_name="prices",
+        verbose_name=_("service"),
+    )
+    region = models.ForeignKey(Region, on_delete=models.PROTECT, related_name="prices", verbose_name=_("region"))
     # currency units per service unit, up to 6 decimals
-    unit_price = models.DecimalField(max_digits=PRICE_DIGITS, decimal_places=PRICE_PLACES)
-    currency = models.CharField(max_length=3, default="USD")
-    effective_from = models.DateField(help_text="UTC+8 day")
-    created_at = models.DateTimeField(default=timezone.now)
+    unit_price = models.DecimalField(max_digits=PRICE_DIGITS, decimal_places=PRICE_PLACES,
+        verbose_name=_("unit price"),
+    )
+    currency = models.CharField(max_length=3, default="USD", verbose_name=_("currency"))
+    effective_from = models.DateField(help_text=_("UTC+8 day"), verbose_name=_("effective from"))
+    created_at = models.DateTimeField(default=timezone.now, verbose_name=_("created at"))
 
     class Meta:
+        verbose_name = _("price")
+        verbose_name_plural = _("prices")
         ordering = ["service__position", "region_id", "currency", "effective_from"]
         constraints = [
             models.UniqueConstraint(
@@ -153,15 +165,17 @@ class EmailPack(models.Model):
     ``valid_from <= day < valid_until`` (§4). What it still holds is
     ``quantity`` minus its deductions (invoices.PackDeduction)."""
 
-    account = models.ForeignKey(Account, on_delete=models.PROTECT, related_name="packs")
-    region = models.ForeignKey(Region, on_delete=models.PROTECT, related_name="packs")
-    reference = models.CharField(max_length=100)
-    quantity = models.BigIntegerField(help_text="emails")
-    valid_from = models.DateField(help_text="UTC+8 day, inclusive")
-    valid_until = models.DateField(help_text="UTC+8 day, exclusive")
-    created_at = models.DateTimeField(default=timezone.now)
+    account = models.ForeignKey(Account, on_delete=models.PROTECT, related_name="packs", verbose_name=_("account"))
+    region = models.ForeignKey(Region, on_delete=models.PROTECT, related_name="packs", verbose_name=_("region"))
+    reference = models.CharField(max_length=100, verbose_name=_("reference"))
+    quantity = models.BigIntegerField(help_text=_("emails"), verbose_name=_("quantity"))
+    valid_from = models.DateField(help_text=_("UTC+8 day, inclusive"), verbose_name=_("valid from"))
+    valid_until = models.DateField(help_text=_("UTC+8 day, exclusive"), verbose_name=_("valid until"))
+    created_at = models.DateTimeField(default=timezone.now, verbose_name=_("created at"))
 
     class Meta:
+        verbose_name = _("email pack")
+        verbose_name_plural = _("email packs")
         ordering = ["valid_until", "valid_from", "reference"]
         constraints = [
             models.UniqueConstraint(fields=["account", "reference"], name="pack_reference_unique"),
@@ -183,22 +197,33 @@ class DailyUsage(models.Model):
     # No single-column indexes: the unique key and usage_account_day lead
     # with the account, and region and service alone select nothing useful.
     # Each index costs every import (usage/services.py; docs/ingestion.md).
-    account = models.ForeignKey(Account, on_delete=models.PROTECT, related_name="daily_usage", db_index=False)
-    region = models.ForeignKey(Region, on_delete=models.PROTECT, related_name="+", db_index=False)
-    service = models.ForeignKey(ServiceItem, on_delete=models.PROTECT, related_name="+", db_index=False)
+    account = models.ForeignKey(Account, on_delete=models.PROTECT, related_name="daily_usage", db_index=False,
+        verbose_name=_("account"),
+    )
+    region = models.ForeignKey(Region, on_delete=models.PROTECT, related_name="+", db_index=False,
+        verbose_name=_("region"),
+    )
+    service = models.ForeignKey(ServiceItem, on_delete=models.PROTECT, related_name="+", db_index=False,
+        verbose_name=_("service"),
+    )
     # '' for every service item but email (an empty string, not NULL, so the
     # unique key holds on every database)
-    result = models.CharField(max_length=16, blank=True, default="", choices=EmailResult.choices)
-    day = models.DateField(help_text="UTC+8 billing day")
-    # service units (emails, GB, IP-months, requests, certificate-months)
-    quantity = models.DecimalField(max_digits=QUANTITY_DIGITS, decimal_places=QUANTITY_PLACES)
-    billed_quantity = models.DecimalField(
-        max_digits=QUANTITY_DIGITS, decimal_places=QUANTITY_PLACES, default=0
+    result = models.CharField(max_length=16, blank=True, default="", choices=EmailResult.choices,
+        verbose_name=_("result"),
     )
-    updated_at = models.DateTimeField(auto_now=True)
+    day = models.DateField(help_text=_("UTC+8 billing day"), verbose_name=_("day"))
+    # service units (emails, GB, IP-months, requests, certificate-months)
+    quantity = models.DecimalField(max_digits=QUANTITY_DIGITS, decimal_places=QUANTITY_PLACES,
+        verbose_name=_("quantity"),
+    )
+    billed_quantity = models.DecimalField(
+        max_digits=QUANTITY_DIGITS, decimal_places=QUANTITY_PLACES, default=0, verbose_name=_("billed quantity")
+    )
+    updated_at = models.DateTimeField(auto_now=True, verbose_name=_("updated at"))
 
     class Meta:
-        verbose_name_plural = "daily usage"
+        verbose_name = _("daily usage")
+        verbose_name_plural = _("daily usage")
         constraints = [
             models.UniqueConstraint(
                 fields=["account", "region", "service", "result", "day"], name="daily_usage_key"
@@ -234,23 +259,33 @@ class IngestToken(models.Model):
     every account; a tenant token only for its ``account``. Idempotency-Keys
     are per token (UsageImport)."""
 
-    name = models.CharField(max_length=100, help_text="What sends with it, e.g. “delivery platform sg”.")
+    name = models.CharField(max_length=100, help_text=_("What sends with it, e.g. “delivery platform sg”."),
+        verbose_name=_("name"),
+    )
     account = models.ForeignKey(
         Account, null=True, blank=True, on_delete=models.PROTECT, related_name="ingest_tokens",
-        help_text="The only account this token writes usage for; empty: a platform token, for every account.")
-    prefix = models.CharField(max_length=16, help_text="The token's first characters, to recognise it.")
-    token_sha256 = models.CharField(max_length=64, unique=True)
-    created_at = models.DateTimeField(default=timezone.now)
+        help_text=_("The only account this token writes usage for; empty: a platform token, for every account."),
+        verbose_name=_("account"),
+    )
+    prefix = models.CharField(max_length=16, help_text=_("The token's first characters, to recognise it."),
+        verbose_name=_("prefix"),
+    )
+    token_sha256 = models.CharField(max_length=64, unique=True, verbose_name=_("token sha256"))
+    created_at = models.DateTimeField(default=timezone.now, verbose_name=_("created at"))
     created_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+",
+        verbose_name=_("created by"),
     )
-    revoked_at = models.DateTimeField(null=True, blank=True)
+    revoked_at = models.DateTimeField(null=True, blank=True, verbose_name=_("revoked at"))
     revoked_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+",
+        verbose_name=_("revoked by"),
     )
-    last_used_at = models.DateTimeField(null=True, blank=True)
+    last_used_at = models.DateTimeField(null=True, blank=True, verbose_name=_("last used at"))
 
     class Meta:
+        verbose_name = _("ingest token")
+        verbose_name_plural = _("ingest tokens")
         ordering = ["-created_at", "-id"]
 
     def __str__(self) -> str:
@@ -276,24 +311,32 @@ class UsageImport(models.Model):
     daily usage is in its UsageImportLine rows. A file's content is
     imported once; an API Idempotency-Key is used once."""
 
-    origin = models.CharField(max_length=8, choices=ImportOrigin.choices)
-    name = models.CharField(max_length=500, help_text="File path, or the request")
-    format = models.CharField(max_length=8, help_text="csv, jsonl or json")
+    origin = models.CharField(max_length=8, choices=ImportOrigin.choices, verbose_name=_("origin"))
+    name = models.CharField(max_length=500, help_text=_("File path, or the request"), verbose_name=_("name"))
+    format = models.CharField(max_length=8, help_text=_("csv, jsonl or json"), verbose_name=_("format"))
     # SHA-256 of the file's bytes, or of the request's records as canonical JSON
-    content_sha256 = models.CharField(max_length=64)
+    content_sha256 = models.CharField(max_length=64, verbose_name=_("content sha256"))
     # The API's Idempotency-Key, the token's own: unique per token.
-    idempotency_key = models.CharField(max_length=200, blank=True)
-    token = models.ForeignKey(IngestToken, null=True, blank=True, on_delete=models.PROTECT, related_name="imports")
-    method = models.CharField(max_length=8, help_text="copy (PostgreSQL) or simple")
-    records = models.PositiveBigIntegerField(default=0)
-    daily_rows = models.PositiveIntegerField(default=0, help_text="daily usage rows added to")
-    late_rows = models.PositiveIntegerField(default=0, help_text="of which in already settled periods")
+    idempotency_key = models.CharField(max_length=200, blank=True, verbose_name=_("idempotency key"))
+    token = models.ForeignKey(IngestToken, null=True, blank=True, on_delete=models.PROTECT, related_name="imports",
+        verbose_name=_("token"),
+    )
+    method = models.CharField(max_length=8, help_text=_("copy (PostgreSQL) or simple"), verbose_name=_("method"))
+    records = models.PositiveBigIntegerField(default=0, verbose_name=_("records"))
+    daily_rows = models.PositiveIntegerField(default=0, help_text=_("daily usage rows added to"),
+        verbose_name=_("daily rows"),
+    )
+    late_rows = models.PositiveIntegerField(default=0, help_text=_("of which in already settled periods"),
+        verbose_name=_("late rows"),
+    )
     # The API's first answer (JSON text, kept byte for byte), returned again
     # on an Idempotency-Key replay.
-    response = models.TextField(blank=True, default="")
-    imported_at = models.DateTimeField()
+    response = models.TextField(blank=True, default="", verbose_name=_("response"))
+    imported_at = models.DateTimeField(verbose_name=_("imported at"))
 
     class Meta:
+        verbose_name = _("usage import")
+        verbose_name_plural = _("usage imports")
         ordering = ["-imported_at", "-id"]
         constraints = [
             models.UniqueConstraint(
@@ -323,20 +366,26 @@ class UsageImportLine(models.Model):
     # the keys of the DailyUsage rows written in the same transaction, whose
     # foreign keys are checked, so they refer to existing rows.
     usage_import = models.ForeignKey(UsageImport, on_delete=models.CASCADE, related_name="lines",
-                                     db_constraint=False)
+                                     db_constraint=False, verbose_name=_("usage import"))
     account = models.ForeignKey(Account, on_delete=models.PROTECT, related_name="+", db_index=False,
-                                db_constraint=False)
+                                db_constraint=False, verbose_name=_("account"))
     region = models.ForeignKey(Region, on_delete=models.PROTECT, related_name="+", db_index=False,
-                               db_constraint=False)
+                               db_constraint=False, verbose_name=_("region"))
     service = models.ForeignKey(ServiceItem, on_delete=models.PROTECT, related_name="+", db_index=False,
-                                db_constraint=False)
-    result = models.CharField(max_length=16, blank=True, default="", choices=EmailResult.choices)
-    day = models.DateField(help_text="UTC+8 billing day")
+                                db_constraint=False, verbose_name=_("service"))
+    result = models.CharField(max_length=16, blank=True, default="", choices=EmailResult.choices,
+        verbose_name=_("result"),
+    )
+    day = models.DateField(help_text=_("UTC+8 billing day"), verbose_name=_("day"))
     # service units, as DailyUsage.quantity
-    quantity = models.DecimalField(max_digits=QUANTITY_DIGITS, decimal_places=QUANTITY_PLACES)
-    late = models.BooleanField(default=False)
+    quantity = models.DecimalField(max_digits=QUANTITY_DIGITS, decimal_places=QUANTITY_PLACES,
+        verbose_name=_("quantity"),
+    )
+    late = models.BooleanField(default=False, verbose_name=_("late"))
 
     class Meta:
+        verbose_name = _("usage import line")
+        verbose_name_plural = _("usage import lines")
         ordering = ["usage_import", "account", "service__position", "region", "result", "day"]
 
     def __str__(self) -> str:
