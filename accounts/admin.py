@@ -12,6 +12,8 @@ from django.template.loader import render_to_string
 from django.urls import path, reverse
 from django.utils import timezone
 from django.utils.html import format_html
+from django.utils.translation import gettext
+from django.utils.translation import gettext_lazy as _
 
 from .forms import BillingInfoAdminForm, UserChangeForm, UserCreationForm
 from .models import Account, BillingInfo, BillingInfoChange, Membership, User
@@ -57,9 +59,9 @@ class UserAdmin(DjangoUserAdmin):
     readonly_fields = ("last_login", "date_joined")
     fieldsets = (
         (None, {"fields": ("email", "password")}),
-        ("Personal", {"fields": ("full_name",)}),
-        ("Permissions", {"fields": ("is_active", "is_staff", "is_superuser", "groups", "user_permissions")}),
-        ("Dates", {"fields": ("last_login", "date_joined")}),
+        (_("Personal"), {"fields": ("full_name",)}),
+        (_("Permissions"), {"fields": ("is_active", "is_staff", "is_superuser", "groups", "user_permissions")}),
+        (_("Dates"), {"fields": ("last_login", "date_joined")}),
     )
     add_fieldsets = (
         (None, {"classes": ("wide",), "fields": ("email", "full_name", "password1", "password2")}),
@@ -79,7 +81,7 @@ class AccountAdmin(admin.ModelAdmin):
     inlines = (MembershipInline,)
     list_select_related = ("billing_info",)
 
-    @admin.display(description="Billing information")
+    @admin.display(description=_("Billing information"))
     def billing_info_status(self, obj: Account) -> str:
         info = getattr(obj, "billing_info", None)
         return info.get_verification_status_display() if info else "—"
@@ -112,11 +114,11 @@ class BillingInfoAdmin(admin.ModelAdmin):
                        "change_history")
     fieldsets = (
         (None, {"fields": ("account",)}),
-        ("Billing information", {"fields": BILLING_INFO_TEXT_FIELDS}),
-        ("Business license", {"fields": ("license_preview", "license_details", "license_upload")}),
-        ("Verification (shown to the customer)", {"fields": BILLING_INFO_REVIEW_FIELDS}),
-        ("Submission", {"fields": ("submitted_by", "submitted_at", "updated_at")}),
-        ("Change history", {"fields": ("change_history",)}),
+        (_("Billing information"), {"fields": BILLING_INFO_TEXT_FIELDS}),
+        (_("Business license"), {"fields": ("license_preview", "license_details", "license_upload")}),
+        (_("Verification (shown to the customer)"), {"fields": BILLING_INFO_REVIEW_FIELDS}),
+        (_("Submission"), {"fields": ("submitted_by", "submitted_at", "updated_at")}),
+        (_("Change history"), {"fields": ("change_history",)}),
     )
 
     def get_readonly_fields(self, request, obj=None):
@@ -138,28 +140,29 @@ class BillingInfoAdmin(admin.ModelAdmin):
         if not self.has_view_permission(request, info):
             raise PermissionDenied
         if not info.license_file:
-            raise Http404("No business license on file.")
+            raise Http404(gettext("No business license on file."))
         return license_response(info)
 
-    @admin.display(description="License")
+    @admin.display(description=_("License"))
     def license_preview(self, obj: BillingInfo):
         if not obj or not obj.pk or not obj.license_file:
-            return "No license on file."
+            return gettext("No license on file.")
         url = reverse("admin:accounts_billinginfo_license", args=[obj.pk]) + f"?v={obj.license_sha256[:12]}"
         return format_html(
-            '<a href="{}" target="_blank" rel="noopener"><img src="{}" alt="Business license" '
+            '<a href="{}" target="_blank" rel="noopener"><img src="{}" alt="{}" '
             'style="max-width:480px;max-height:480px;border:1px solid #ccc"></a><br>'
-            '<a href="{}" target="_blank" rel="noopener">Open full size</a>',
-            url, url, url,
+            '<a href="{}" target="_blank" rel="noopener">{}</a>',
+            url, url, gettext("Business license"), url, gettext("Open full size"),
         )
 
-    @admin.display(description="Stored file")
+    @admin.display(description=_("Stored file"))
     def license_details(self, obj: BillingInfo) -> str:
         if not obj or not obj.license_file:
             return "—"
-        return f"{obj.license_content_type}, {obj.license_size:,} bytes, sha256 {obj.license_sha256}"
+        return gettext("%(type)s, %(size)s bytes, sha256 %(sha256)s") % {
+            "type": obj.license_content_type, "size": f"{obj.license_size:,}", "sha256": obj.license_sha256}
 
-    @admin.display(description="Changes (newest first)")
+    @admin.display(description=_("Changes (newest first)"))
     def change_history(self, obj: BillingInfo):
         if not obj or not obj.pk:
             return "—"
@@ -208,11 +211,11 @@ class BillingInfoChangeAdmin(ReadOnlyAdmin):
     date_hierarchy = "changed_at"
     list_select_related = ("account", "changed_by")
 
-    @admin.display(description="Old value")
+    @admin.display(description=_("Old value"))
     def old_value_short(self, obj):
         return obj.old_value if len(obj.old_value) <= 80 else obj.old_value[:79] + "…"
 
-    @admin.display(description="New value")
+    @admin.display(description=_("New value"))
     def new_value_short(self, obj):
         return obj.new_value if len(obj.new_value) <= 80 else obj.new_value[:79] + "…"
 

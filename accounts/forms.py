@@ -170,10 +170,10 @@ class BillingInfoAdminForm(forms.ModelForm):
     """Staff edit: text fields, review status, and an optional replacement
     license checked exactly like the customer's upload."""
 
-    website = forms.CharField(label="Website", max_length=_MAX["website"] + 8)
+    website = forms.CharField(label=gettext_lazy("Website"), max_length=_MAX["website"] + 8)
     license_upload = forms.FileField(
-        label="Replace business license", required=False,
-        help_text="JPG, JPEG or PNG, at most 2 MB; decoded and re-encoded without metadata.",
+        label=gettext_lazy("Replace business license"), required=False,
+        help_text=gettext_lazy("JPG, JPEG or PNG, at most 2 MB; decoded and re-encoded without metadata."),
     )
 
     class Meta:

@@ -55,14 +55,14 @@ PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 JPEG_SIGNATURE = b"\xff\xd8\xff"
 # Recognised only to say what a refused file is.
 _OTHER_SIGNATURES = (
-    (b"GIF87a", "a GIF image"),
-    (b"GIF89a", "a GIF image"),
-    (b"BM", "a BMP image"),
-    (b"%PDF", "a PDF document"),
-    (b"II*\x00", "a TIFF image"),
-    (b"MM\x00*", "a TIFF image"),
-    (b"PK\x03\x04", "a ZIP archive or office document"),
-    (b"\x00\x00\x01\x00", "an icon file"),
+    (b"GIF87a", gettext_lazy("a GIF image")),
+    (b"GIF89a", gettext_lazy("a GIF image")),
+    (b"BM", gettext_lazy("a BMP image")),
+    (b"%PDF", gettext_lazy("a PDF document")),
+    (b"II*\x00", gettext_lazy("a TIFF image")),
+    (b"MM\x00*", gettext_lazy("a TIFF image")),
+    (b"PK\x03\x04", gettext_lazy("a ZIP archive or office document")),
+    (b"\x00\x00\x01\x00", gettext_lazy("an icon file")),
 )
 
 
@@ -86,19 +86,19 @@ def describe_content(head: bytes) -> str:
     """What a file that is not JPEG or PNG appears to be, for the message."""
     for signature, what in _OTHER_SIGNATURES:
         if head.startswith(signature):
-            return what
+            return str(what)
     if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
-        return "a WebP image"
+        return _("a WebP image")
     if head[4:12] in (b"ftypheic", b"ftypheix", b"ftypmif1", b"ftypavif"):
-        return "an HEIC or AVIF image"
+        return _("an HEIC or AVIF image")
     text = head.lstrip(b"\xef\xbb\xbf \t\r\n").lower()
     if text.startswith(b"<svg") or (text.startswith(b"<?xml") and b"<svg" in text):
-        return "an SVG drawing"
+        return _("an SVG drawing")
     if text.startswith((b"<!doctype", b"<html", b"<script", b"<head", b"<body")) or b"<html" in text[:512]:
-        return "an HTML page"
+        return _("an HTML page")
     if text.startswith(b"<"):
-        return "an XML or HTML document"
-    return "not an image"
+        return _("an XML or HTML document")
+    return _("not an image")
 
 
 @dataclass(frozen=True)
@@ -362,25 +362,27 @@ def _open_checked(data: bytes) -> tuple[Image.Image, str]:
         width, height = image.size
         if width < 1 or height < 1 or width > LICENSE_MAX_SIDE or height > LICENSE_MAX_SIDE:
             raise ValidationError(
-                f"The image claims to be {width}×{height} pixels; a license image may be at most "
-                f"{LICENSE_MAX_SIDE:,}×{LICENSE_MAX_SIDE:,} pixels. Scan or photograph it at a normal size.",
+                _("The image claims to be %(width)s×%(height)s pixels; a license image may be at most "
+                  "%(side)s×%(side)s pixels. Scan or photograph it at a normal size.")
+                % {"width": width, "height": height, "side": f"{LICENSE_MAX_SIDE:,}"},
                 code="dimensions",
             )
         if width * height > LICENSE_MAX_PIXELS:
             raise _bomb(width, height)
         if image.mode.startswith("I;16") and "transparency" in image.info:
             raise ValidationError(
-                "The image is a 16-bit greyscale PNG with a transparent colour, which cannot be kept "
-                "faithfully in 8 bits. Save it as an 8-bit PNG or as a JPEG and upload it again.",
+                _("The image is a 16-bit greyscale PNG with a transparent colour, which cannot be kept "
+                  "faithfully in 8 bits. Save it as an 8-bit PNG or as a JPEG and upload it again."),
                 code="unsupported",
             )
         budget = _limit("LICENSE_DECODE_MAX_BYTES", LICENSE_DECODE_MAX_BYTES)
         cost = license_decode_estimate(image, data, expected)
         if cost > budget:
             raise ValidationError(
-                f"The image is too large to check: {width}×{height} pixels would need about {_mb(cost)} of "
-                f"memory, and at most {_mb(budget)} is allowed. Scan or photograph the license at a lower "
-                "resolution (300 dpi is plenty) and upload it again.",
+                _("The image is too large to check: %(width)s×%(height)s pixels would need about %(cost)s of "
+                  "memory, and at most %(budget)s is allowed. Scan or photograph the license at a lower "
+                  "resolution (300 dpi is plenty) and upload it again.")
+                % {"width": width, "height": height, "cost": _mb(cost), "budget": _mb(budget)},
                 code="memory",
             )
         raw = _raw_size(image, data, expected)
@@ -388,9 +390,10 @@ def _open_checked(data: bytes) -> tuple[Image.Image, str]:
         if raw >= _limit("LICENSE_RATIO_MIN_BYTES", LICENSE_RATIO_MIN_BYTES) and ratio > _limit(
                 "LICENSE_MAX_RATIO", LICENSE_MAX_RATIO):
             raise ValidationError(
-                f"The image is compressed unusually far ({ratio:,.0f}:1: {width}×{height} pixels in "
-                f"{format_bytes(size)}); scans and photos of a license compress far less, and files like "
-                "this are made to exhaust servers. Upload an ordinary scan or photo of the license.",
+                _("The image is compressed unusually far (%(ratio)s:1: %(width)s×%(height)s pixels in "
+                  "%(size)s); scans and photos of a license compress far less, and files like "
+                  "this are made to exhaust servers. Upload an ordinary scan or photo of the license.")
+                % {"ratio": f"{ratio:,.0f}", "width": width, "height": height, "size": format_bytes(size)},
                 code="compression_ratio",
             )
     except BaseException:
@@ -452,10 +455,16 @@ def _damaged(expected: str) -> ValidationError:
 
 
 def _bomb(width: int | None = None, height: int | None = None) -> ValidationError:
-    dims = f" ({width}×{height} pixels)" if width else ""
+    limit = f"{LICENSE_MAX_PIXELS:,}"
+    if width:
+        message = _("The image would decode to too many pixels (%(width)s×%(height)s pixels): at most %(limit)s "
+                    "are accepted. Upload an ordinary scan or photo of the license.") % {
+            "width": width, "height": height, "limit": limit}
+    else:
+        message = _("The image would decode to too many pixels: at most %(limit)s are accepted. "
+                    "Upload an ordinary scan or photo of the license.") % {"limit": limit}
     return ValidationError(
-        f"The image would decode to too many pixels{dims}: at most {LICENSE_MAX_PIXELS:,} are accepted. "
-        "Upload an ordinary scan or photo of the license.",
+        message,
         code="decompression_bomb",
     )
 

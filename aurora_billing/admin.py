@@ -2,6 +2,8 @@ from django import forms
 from django.contrib import admin, messages
 from django.template.response import TemplateResponse
 from django.utils import timezone
+from django.utils.translation import gettext
+from django.utils.translation import gettext_lazy as _
 
 from accounts.admin import AccountAdmin as BaseAccountAdmin
 from accounts.admin import ReadOnlyAdmin
@@ -12,8 +14,8 @@ from core.periods import Period, PeriodError
 from .settlement import PeriodNotDue, accounts_settle
 
 # Every time in admin is UTC+8 (aurora_billing.middleware.BillingTimeZoneMiddleware).
-admin.site.site_header = "Aurora SendCloud billing administration · times in UTC+8"
-admin.site.index_title = "Billing administration (all times UTC+8)"
+admin.site.site_header = _("Aurora SendCloud billing administration · times in UTC+8")
+admin.site.index_title = _("Billing administration (all times UTC+8)")
 
 
 @admin.register(AuditEvent)
@@ -35,7 +37,7 @@ class AuditEventAdmin(ReadOnlyAdmin):
 
 
 class SettlePeriodForm(forms.Form):
-    period = forms.CharField(max_length=7, help_text="YYYY-MM; its bill time must have passed")
+    period = forms.CharField(max_length=7, label=_("Period"), help_text=_("YYYY-MM; its bill time must have passed"))
 
     def clean_period(self):
         try:
@@ -48,7 +50,8 @@ def _report(request, reports) -> None:
     settled = sum(len(r.settled) for r in reports)
     already = sum(len(r.already) for r in reports)
     errors = [e for r in reports for e in r.errors]
-    messages.success(request, f"{settled} bill(s) created, {already} period(s) already settled.")
+    messages.success(request, gettext("%(settled)s bill(s) created, %(already)s period(s) already settled.")
+                     % {"settled": settled, "already": already})
     for error in errors:
         messages.error(request, error)
 
@@ -60,12 +63,12 @@ admin.site.unregister(Account)
 class AccountAdmin(BaseAccountAdmin):
     actions = ["settle_due", "settle_period"]
 
-    @admin.action(description="Settle every due period now (catch-up)", permissions=["settle"])
+    @admin.action(description=_("Settle every due period now (catch-up)"), permissions=["settle"])
     def settle_due(self, request, queryset):
         now = timezone.now()
         _report(request, [accounts_settle(account_ids=[account.pk], now=now) for account in queryset])
 
-    @admin.action(description="Settle a period…", permissions=["settle"])
+    @admin.action(description=_("Settle a period…"), permissions=["settle"])
     def settle_period(self, request, queryset):
         form = SettlePeriodForm(request.POST if "apply" in request.POST else None)
         if form.is_valid():
@@ -77,7 +80,7 @@ class AccountAdmin(BaseAccountAdmin):
                 messages.error(request, str(exc))
             return None
         return TemplateResponse(request, "admin/aurora_billing/settle_period.html", {
-            **self.admin_site.each_context(request), "title": "Settle a period", "form": form,
+            **self.admin_site.each_context(request), "title": gettext("Settle a period"), "form": form,
             "accounts": queryset, "action": "settle_period", "opts": self.model._meta,
         })
 

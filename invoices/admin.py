@@ -18,6 +18,8 @@ from django.shortcuts import get_object_or_404, redirect
 from django.urls import path, reverse
 from django.utils import timezone
 from django.utils.html import format_html
+from django.utils.translation import gettext
+from django.utils.translation import gettext_lazy as _
 
 from accounts.admin import ReadOnlyAdmin
 from core.periods import Period, PeriodError
@@ -69,7 +71,7 @@ class BillAdmin(ReadOnlyAdmin):
     inlines = [BillLineInline]
     change_list_template = "invoices/admin_bill_change_list.html"
 
-    @admin.display(description="statement")
+    @admin.display(description=_("statement"))
     def statement_pdf(self, obj):
         return _pdf_link(getattr(obj, "statement", None))
 
@@ -90,7 +92,7 @@ class BillAdmin(ReadOnlyAdmin):
         try:
             periods = export_periods(first=first, last=last, now=timezone.now(), max_periods=None)
         except PeriodError as exc:
-            self.message_user(request, f"Export: {exc}", messages.ERROR)
+            self.message_user(request, gettext("Export: %(error)s") % {"error": exc}, messages.ERROR)
             return redirect("admin:invoices_bill_changelist")
         span = str(periods[0]) if len(periods) == 1 else f"{periods[0]}_{periods[-1]}"
         return csv_response(staff_export_csv(first=periods[0], last=periods[-1]),
@@ -126,23 +128,23 @@ class StatementAdmin(ReadOnlyAdmin):
     exclude = ("pdf",)
     actions = ["email_again"]
 
-    @admin.display(description="account", ordering="bill__account__code")
+    @admin.display(description=_("account"), ordering="bill__account__code")
     def account(self, obj):
         return obj.bill.account
 
-    @admin.display(description="period", ordering="bill__period")
+    @admin.display(description=_("period"), ordering="bill__period")
     def period(self, obj):
         return obj.bill.period
 
-    @admin.display(description="archived PDF (as issued)")
+    @admin.display(description=_("archived PDF (as issued)"))
     def download(self, obj):
         return _pdf_link(obj)
 
-    @admin.display(description="SHA-256")
+    @admin.display(description=_("SHA-256"))
     def checksum(self, obj):
         return format_html('<code title="{}">{}…</code>', obj.sha256, obj.sha256[:12]) if obj.sha256 else "—"
 
-    @admin.display(description="archive check")
+    @admin.display(description=_("archive check"))
     def archive_check(self, obj):
         """Reads the archived file and compares it with the recorded SHA-256."""
         check = statement_archive_check(statement=obj)
@@ -152,7 +154,7 @@ class StatementAdmin(ReadOnlyAdmin):
     def has_resend_permission(self, request):
         return request.user.has_perm("invoices.change_statement")
 
-    @admin.action(description="Email the selected statements again", permissions=["resend"])
+    @admin.action(description=_("Email the selected statements again"), permissions=["resend"])
     def email_again(self, request, queryset):
         now = timezone.now()
         sent, problems = 0, []
@@ -167,9 +169,9 @@ class StatementAdmin(ReadOnlyAdmin):
             else:
                 problems.append(f"{statement.number}: {outcome.reason}")
         if sent:
-            self.message_user(request, f"{sent} statement(s) emailed.", messages.SUCCESS)
+            self.message_user(request, gettext("%(count)s statement(s) emailed.") % {"count": sent}, messages.SUCCESS)
         for problem in problems:
-            self.message_user(request, f"Not emailed: {problem}", messages.ERROR)
+            self.message_user(request, gettext("Not emailed: %(problem)s") % {"problem": problem}, messages.ERROR)
 
     def get_urls(self):
         pdf = path("<int:pk>/pdf/", self.admin_site.admin_view(self.pdf_view), name="invoices_statement_pdf")
@@ -180,7 +182,7 @@ class StatementAdmin(ReadOnlyAdmin):
             raise PermissionDenied
         statement = get_object_or_404(Statement.objects.select_related("bill__account"), pk=pk)
         if not statement.pdf:
-            raise Http404("This statement has no stored PDF.")
+            raise Http404(gettext("This statement has no stored PDF."))
         return FileResponse(statement.pdf.open("rb"), content_type="application/pdf",
                             filename=statement_filename(statement=statement))
 
@@ -191,10 +193,10 @@ class InvoiceDecisionForm(forms.ModelForm):
     """Staff decide a request: issue it (number, date, optionally the file)
     or reject it with a reason. Saved through the services, never directly."""
 
-    decision = forms.ChoiceField(choices=[("", "—"), ("issue", "Issue the invoice"), ("reject", "Reject")],
-                                 required=False)
-    upload = forms.FileField(required=False, label="Invoice file",
-                             help_text="PDF, JPG or PNG, at most 5 MB (stored privately)")
+    decision = forms.ChoiceField(choices=[("", "—"), ("issue", _("Issue the invoice")), ("reject", _("Reject"))],
+                                 required=False, label=_("Decision"))
+    upload = forms.FileField(required=False, label=_("Invoice file"),
+                             help_text=_("PDF, JPG or PNG, at most 5 MB (stored privately)"))
 
     class Meta:
         model = InvoiceRequest
@@ -205,16 +207,16 @@ class InvoiceDecisionForm(forms.ModelForm):
         decision = data.get("decision")
         if decision == "issue":
             if not data.get("invoice_number", "").strip():
-                self.add_error("invoice_number", "Enter the invoice number.")
+                self.add_error("invoice_number", gettext("Enter the invoice number."))
             if not data.get("invoice_date"):
-                self.add_error("invoice_date", "Enter the invoice date.")
+                self.add_error("invoice_date", gettext("Enter the invoice date."))
             if data.get("upload") is not None:
                 try:
                     invoice_file_check(data["upload"])
                 except InvoiceRequestError as exc:
                     self.add_error("upload", str(exc))
         elif decision == "reject" and not data.get("rejected_reason", "").strip():
-            self.add_error("rejected_reason", "Give the reason; the customer reads it.")
+            self.add_error("rejected_reason", gettext("Give the reason; the customer reads it."))
         return data
 
 
@@ -272,10 +274,10 @@ class InvoiceRequestAdmin(admin.ModelAdmin):
                 invoice_request_issue(request=original, number=form.cleaned_data["invoice_number"],
                                       date=form.cleaned_data["invoice_date"], upload=form.cleaned_data.get("upload"),
                                       staff_user=request.user, now=timezone.now())
-                messages.success(request, "Invoice recorded; the customer is emailed.")
+                messages.success(request, gettext("Invoice recorded; the customer is emailed."))
             elif decision == "reject":
                 invoice_request_reject(request=original, reason=form.cleaned_data["rejected_reason"],
                                        staff_user=request.user, now=timezone.now())
-                messages.success(request, "Request rejected; the customer is emailed.")
+                messages.success(request, gettext("Request rejected; the customer is emailed."))
         except InvoiceRequestError as exc:
             messages.error(request, str(exc))

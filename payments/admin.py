@@ -16,6 +16,8 @@ from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils import timezone
 from django.utils.html import format_html
+from django.utils.translation import gettext
+from django.utils.translation import gettext_lazy as _
 
 from accounts.admin import ReadOnlyAdmin
 
@@ -28,19 +30,19 @@ class TopupAdminForm(forms.ModelForm):
     class Meta:
         model = LedgerEntry
         fields = ("account", "amount", "reference", "at", "memo")
-        help_texts = {"reference": "Unique per account, e.g. the bank's reference: a reference is booked once.",
-                      "amount": "Currency units of the account; greater than 0."}
+        help_texts = {"reference": _("Unique per account, e.g. the bank's reference: a reference is booked once."),
+                      "amount": _("Currency units of the account; greater than 0.")}
 
     def clean_amount(self):
         amount = self.cleaned_data["amount"]
         if amount is None or amount <= 0:
-            raise forms.ValidationError("A top-up must be greater than 0.")
+            raise forms.ValidationError(gettext("A top-up must be greater than 0."))
         return amount
 
     def clean_reference(self):
         reference = self.cleaned_data["reference"].strip()
         if not reference:
-            raise forms.ValidationError("A top-up needs a reference (it makes booking idempotent).")
+            raise forms.ValidationError(gettext("A top-up needs a reference (it makes booking idempotent)."))
         return reference
 
 
@@ -76,8 +78,9 @@ class LedgerEntryAdmin(admin.ModelAdmin):
                                       created_by=request.user, memo=obj.memo or "recorded by staff")
         obj.pk = entry.pk
         if not created:
-            messages.warning(request, f"Top-up {entry.reference!r} was already booked ({entry.amount} "
-                                      f"{entry.currency}); nothing was added.")
+            messages.warning(request, gettext("Top-up %(reference)s was already booked (%(amount)s %(currency)s); "
+                                              "nothing was added.") % {
+                "reference": repr(entry.reference), "amount": entry.amount, "currency": entry.currency})
 
     def get_changeform_initial_data(self, request):
         return {"at": timezone.now(), "kind": EntryKind.TOPUP}
@@ -90,7 +93,7 @@ class PaymentLineInline(admin.TabularInline):
     extra = 0
     can_delete = False
 
-    @admin.display(description="line status now")
+    @admin.display(description=_("line status now"))
     def line_status(self, obj):
         return obj.line.status
 
@@ -124,12 +127,12 @@ class PaymentAdmin(ReadOnlyAdmin):
               "idempotency_key", "created_by", "created_at", "completed_at", "confirmed_by", "receipt_sent_at")
     readonly_fields = fields
 
-    @admin.display(description="Wire transfer")
+    @admin.display(description=_("Wire transfer"))
     def wire_action(self, obj):
         if not self._wire_confirmable(obj):
             return "—"
         url = reverse("admin:payments_payment_confirm_wire", args=[obj.pk])
-        return format_html('<a class="button" href="{}">Confirm receipt of the transfer…</a>', url)
+        return format_html('<a class="button" href="{}">{}</a>', url, gettext("Confirm receipt of the transfer…"))
 
     @staticmethod
     def _wire_confirmable(obj) -> bool:
@@ -146,7 +149,8 @@ class PaymentAdmin(ReadOnlyAdmin):
         payment = get_object_or_404(Payment.objects.select_related("account"), pk=pk)
         change_url = reverse("admin:payments_payment_change", args=[payment.pk])
         if not self._wire_confirmable(payment):
-            messages.warning(request, f"{payment.reference} is not a wire transfer awaiting confirmation.")
+            messages.warning(request, gettext("%(reference)s is not a wire transfer awaiting confirmation.")
+                             % {"reference": payment.reference})
             return redirect(change_url)
         if request.method == "POST":
             form = WireConfirmForm(request.POST)
@@ -162,16 +166,20 @@ class PaymentAdmin(ReadOnlyAdmin):
                     payment.refresh_from_db()
                     if result == ConfirmResult.APPLIED:
                         note = f" {payment.status_reason}." if payment.credited_to_funds else ""
-                        messages.success(request, f"{payment.reference}: {payment.amount} {payment.currency} "
-                                                  f"received; the repayment is complete.{note}")
+                        messages.success(request, gettext(
+                            "%(reference)s: %(amount)s %(currency)s received; the repayment is complete.") % {
+                            "reference": payment.reference, "amount": payment.amount,
+                            "currency": payment.currency} + note)
                     else:
-                        messages.info(request, f"{payment.reference} was already confirmed; nothing changed.")
+                        messages.info(request, gettext("%(reference)s was already confirmed; nothing changed.")
+                                      % {"reference": payment.reference})
                     return redirect(change_url)
         else:
             form = WireConfirmForm(initial={"amount": payment.amount, "currency": payment.currency})
         context = {
             **self.admin_site.each_context(request), "opts": self.model._meta, "payment": payment, "form": form,
-            "title": f"Confirm wire transfer {payment.reference}", "change_url": change_url,
+            "title": gettext("Confirm wire transfer %(reference)s") % {"reference": payment.reference},
+            "change_url": change_url,
             "lines": payment.lines.select_related("line__bill", "line__service", "line__region"),
         }
         return TemplateResponse(request, "payments/admin_wire_confirm.html", context)

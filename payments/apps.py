@@ -1,9 +1,10 @@
 from django.apps import AppConfig
+from django.utils.translation import gettext_lazy as _
 
 
 class PaymentsConfig(AppConfig):
     name = "payments"
-    verbose_name = "Funds and payments"
+    verbose_name = _("Funds and payments")
 
     def ready(self):
         from usage.signals import usage_imported

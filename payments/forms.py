@@ -13,6 +13,7 @@ from decimal import Decimal, InvalidOperation
 from django import forms
 from django.conf import settings
 from django.core import signing
+from django.utils.translation import gettext_lazy
 
 from .providers import PaymentProvider
 from .selectors import Due
@@ -100,11 +101,12 @@ class SandboxCheckoutForm(forms.Form):
 
 
 class WireConfirmForm(forms.Form):
-    amount = forms.DecimalField(label="Amount received", max_digits=14, decimal_places=2, min_value=Decimal("0.01"))
-    currency = forms.CharField(label="Currency", max_length=3, min_length=3)
+    amount = forms.DecimalField(label=gettext_lazy("Amount received"), max_digits=14, decimal_places=2,
+                                min_value=Decimal("0.01"))
+    currency = forms.CharField(label=gettext_lazy("Currency"), max_length=3, min_length=3)
     bank_reference = forms.CharField(
-        label="Bank reference of the transfer", max_length=128,
-        help_text="As shown on the bank statement; a transfer can be booked once.",
+        label=gettext_lazy("Bank reference of the transfer"), max_length=128,
+        help_text=gettext_lazy("As shown on the bank statement; a transfer can be booked once."),
     )
 
     def clean_currency(self) -> str:

@@ -4,7 +4,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from decimal import Decimal
 from enum import StrEnum
 from typing import NoReturn
@@ -24,6 +24,7 @@ from core.money import ZERO_MONEY, round_money
 from core.queue import enqueue_on_commit
 from invoices.models import Bill, BillLine, LineStatus
 from invoices.services import WrittenLine
+from usage.models import service_item_label
 
 from .models import (
     EntryKind,
@@ -507,12 +508,16 @@ def payment_receipt_send(*, payment: Payment, site_url: str, now: dt.datetime) -
     recipients += [e for e in account_recipients(account=payment.account, roles=("owner",)) if e not in recipients]
     if not recipients:
         return []
-    context = {"payment": payment, "lines": payment_lines(payment=payment), "site_url": site_url}
+    lines = payment_lines(payment=payment)
     messages = []
     # one message per recipient language (each user's preference, else the
     # account's document language): docs/i18n.md
     for language, group in emails_by_language(account=payment.account, emails=recipients).items():
         with translation.override(language):
+            # service items by their name in the recipient's language (a name staff changed stays)
+            named = [replace(line, service_name=service_item_label(code=line.service_code, name=line.service_name))
+                     for line in lines]
+            context = {"payment": payment, "lines": named, "site_url": site_url}
             subject = render_to_string("email/payment_receipt_subject.txt", context).strip()
             message = EmailMultiAlternatives(subject=subject, to=group,
                                              body=render_to_string("email/payment_receipt.txt", context))

@@ -9,6 +9,8 @@ from django.template.response import TemplateResponse
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.html import format_html, format_html_join
+from django.utils.translation import gettext
+from django.utils.translation import gettext_lazy as _
 
 from accounts.admin import ReadOnlyAdmin
 from core.money import format_quantity
@@ -68,7 +70,7 @@ class UsageImportAdmin(ReadOnlyAdmin):
     fields = ("imported_at", "origin", "name", "format", "method", "token", "idempotency_key", "content_sha256",
               "records", "daily_rows", "late_rows", "quantities", "response")
 
-    @admin.display(description="Quantities added")
+    @admin.display(description=_("Quantities added"))
     def quantities(self, obj: UsageImport):
         totals = usage_import_totals(usage_import=obj)
         if not totals:
@@ -77,12 +79,13 @@ class UsageImportAdmin(ReadOnlyAdmin):
         rows = format_html_join(
             "", "<tr><td>{}</td><td>{}</td><td style='text-align:right'>{}</td><td>{}</td><td>{}</td></tr>",
             ((t["service_id"], t["region_id"], format_quantity(t["quantity"]), t["rows"],
-              "late (settled period)" if t["late"] else "") for t in totals),
+              gettext("late (settled period)") if t["late"] else "") for t in totals),
         )
         return format_html(
-            "<table><thead><tr><th>Service</th><th>Region</th><th>Quantity</th><th>Daily rows</th><th></th>"
-            "</tr></thead><tbody>{}</tbody></table><p><a href='{}'>Every daily row of this import</a></p>",
-            rows, url)
+            "<table><thead><tr><th>{}</th><th>{}</th><th>{}</th><th>{}</th><th></th>"
+            "</tr></thead><tbody>{}</tbody></table><p><a href='{}'>{}</a></p>",
+            gettext("Service"), gettext("Region"), gettext("Quantity"), gettext("Daily rows"), rows, url,
+            gettext("Every daily row of this import"))
 
 
 @admin.register(UsageImportLine)
@@ -109,13 +112,15 @@ class IngestTokenAdmin(admin.ModelAdmin):
     actions = ["revoke"]
     readonly_fields = ("name", "prefix", "created_at", "created_by", "last_used_at", "revoked_at", "revoked_by")
 
-    @admin.display(description="Writes usage for", ordering="account__code")
+    @admin.display(description=_("Writes usage for"), ordering="account__code")
     def writes(self, obj: IngestToken) -> str:
-        return "every account (platform)" if obj.account_id is None else obj.account.code
+        return gettext("every account (platform)") if obj.account_id is None else obj.account.code
 
-    @admin.display(description="Status")
+    @admin.display(description=_("Status"))
     def status(self, obj: IngestToken) -> str:
-        return "active" if obj.is_active else f"revoked {obj.revoked_at:%Y-%m-%d %H:%M} UTC"
+        if obj.is_active:
+            return gettext("active")
+        return gettext("revoked %(at)s UTC") % {"at": f"{obj.revoked_at:%Y-%m-%d %H:%M}"}
 
     def get_form(self, request, obj=None, change=False, **kwargs):
         if obj is not None:
@@ -149,14 +154,14 @@ class IngestTokenAdmin(admin.ModelAdmin):
             "token": obj,
             "raw_token": request._ingest_token_raw,
             "api_url": settings.SITE_URL + reverse("usage_ingest"),
-            "title": "Ingest token created",
+            "title": gettext("Ingest token created"),
         })
         response["Cache-Control"] = "no-store"
         return response
 
-    @admin.action(description="Revoke selected ingest tokens")
+    @admin.action(description=_("Revoke selected ingest tokens"))
     def revoke(self, request, queryset):
         now = timezone.now()
         revoked = sum(ingest_token_revoke(token=token, revoked_by=request.user, now=now) for token in queryset)
-        self.message_user(request, f"{revoked} ingest token(s) revoked; requests with them now answer 401.",
-                          messages.SUCCESS)
+        self.message_user(request, gettext("%(count)s ingest token(s) revoked; requests with them now answer 401.")
+                          % {"count": revoked}, messages.SUCCESS)

@@ -1,5 +1,6 @@
 """Forms of the usage app (Django admin)."""
 from django import forms
+from django.utils.translation import gettext_lazy as _
 
 from .models import IngestToken
 
@@ -11,10 +12,10 @@ class IngestTokenCreateForm(forms.ModelForm):
     class Meta:
         model = IngestToken
         fields = ["name", "account"]
-        help_texts = {"name": "What will send usage with this token, e.g. “delivery platform sg”. "
-                              "The token is shown once, after saving.",
-                      "account": "A tenant token writes usage for this account only. Leave empty for a "
-                                 "platform token, which writes usage for every account."}
+        help_texts = {"name": _("What will send usage with this token, e.g. “delivery platform sg”. "
+                                "The token is shown once, after saving."),
+                      "account": _("A tenant token writes usage for this account only. Leave empty for a "
+                                   "platform token, which writes usage for every account.")}
 
 
 class IngestTokenChangeForm(forms.ModelForm):
