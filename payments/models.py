@@ -289,29 +289,40 @@ class AlertSettings(models.Model):
     the defaults apply: Overdrawn periods, packs and awaited wire transfers
     on; funds and budget off until the owner sets their amounts."""
 
-    account = models.OneToOneField(Account, on_delete=models.CASCADE, related_name="alert_settings")
-    funds_low_on = models.BooleanField(default=False)
+    account = models.OneToOneField(Account, on_delete=models.CASCADE, related_name="alert_settings",
+        verbose_name=_("account"),
+    )
+    funds_low_on = models.BooleanField(default=False, verbose_name=_("funds low on"))
     # currency units of the account: alert when the funds balance is below it
     funds_threshold = models.DecimalField(max_digits=MONEY_DIGITS, decimal_places=MONEY_PLACES, null=True,
-                                          blank=True)
-    budget_on = models.BooleanField(default=False)
+                                          blank=True, verbose_name=_("funds threshold"))
+    budget_on = models.BooleanField(default=False, verbose_name=_("budget on"))
     # currency units of the account: alert when the month's figure is above it
     budget_amount = models.DecimalField(max_digits=MONEY_DIGITS, decimal_places=MONEY_PLACES, null=True,
-                                        blank=True)
-    budget_basis = models.CharField(max_length=16, choices=BudgetBasis.choices, default=BudgetBasis.MONTH_TO_DATE)
-    overdrawn_on = models.BooleanField(default=True)
-    pack_low_on = models.BooleanField(default=True)
-    pack_low_percent = models.PositiveSmallIntegerField(default=20, help_text="percent of the pack left")
-    pack_expiring_on = models.BooleanField(default=True)
-    pack_expiring_days = models.PositiveSmallIntegerField(default=7, help_text="days before the last valid day")
-    wire_waiting_on = models.BooleanField(default=True)
-    wire_waiting_days = models.PositiveSmallIntegerField(default=5, help_text="days since the wire was started")
-    updated_at = models.DateTimeField(null=True, blank=True)
+                                        blank=True, verbose_name=_("budget amount"))
+    budget_basis = models.CharField(max_length=16, choices=BudgetBasis.choices, default=BudgetBasis.MONTH_TO_DATE,
+        verbose_name=_("budget basis"),
+    )
+    overdrawn_on = models.BooleanField(default=True, verbose_name=_("overdrawn on"))
+    pack_low_on = models.BooleanField(default=True, verbose_name=_("pack low on"))
+    pack_low_percent = models.PositiveSmallIntegerField(default=20, help_text=_("percent of the pack left"),
+        verbose_name=_("pack low percent"),
+    )
+    pack_expiring_on = models.BooleanField(default=True, verbose_name=_("pack expiring on"))
+    pack_expiring_days = models.PositiveSmallIntegerField(default=7, help_text=_("days before the last valid day"),
+        verbose_name=_("pack expiring days"),
+    )
+    wire_waiting_on = models.BooleanField(default=True, verbose_name=_("wire waiting on"))
+    wire_waiting_days = models.PositiveSmallIntegerField(default=5, help_text=_("days since the wire was started"),
+        verbose_name=_("wire waiting days"),
+    )
+    updated_at = models.DateTimeField(null=True, blank=True, verbose_name=_("updated at"))
     updated_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
-                                   related_name="+")
+                                   related_name="+", verbose_name=_("updated by"))
 
     class Meta:
-        verbose_name_plural = "alert settings"
+        verbose_name = _("alert settings")
+        verbose_name_plural = _("alert settings")
         constraints = [
             models.CheckConstraint(condition=Q(funds_low_on=False) | Q(funds_threshold__isnull=False),
                                    name="alert_funds_threshold_set"),
@@ -335,11 +346,15 @@ class AlertSettings(models.Model):
 class AlertOptOut(models.Model):
     """A user who receives no alert emails of one account (their choice)."""
 
-    account = models.ForeignKey(Account, on_delete=models.CASCADE, related_name="+")
-    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
-    created_at = models.DateTimeField(default=timezone.now)
+    account = models.ForeignKey(Account, on_delete=models.CASCADE, related_name="+", verbose_name=_("account"))
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+",
+        verbose_name=_("user"),
+    )
+    created_at = models.DateTimeField(default=timezone.now, verbose_name=_("created at"))
 
     class Meta:
+        verbose_name = _("alert opt out")
+        verbose_name_plural = _("alert opt outs")
         constraints = [models.UniqueConstraint(fields=["account", "user"], name="alert_opt_out_once")]
 
     def __str__(self) -> str:
@@ -360,24 +375,34 @@ class Alert(models.Model):
     the row and raises nothing. At most one row per (account, kind, subject)
     is active."""
 
-    account = models.ForeignKey(Account, on_delete=models.CASCADE, related_name="alerts")
-    kind = models.CharField(max_length=16, choices=AlertKind.choices)
+    account = models.ForeignKey(Account, on_delete=models.CASCADE, related_name="alerts", verbose_name=_("account"))
+    kind = models.CharField(max_length=16, choices=AlertKind.choices, verbose_name=_("kind"))
     # what the condition is about: "" (the account), a period YYYY-MM,
     # "pack:<id>", "payment:<public id>"
-    subject = models.CharField(max_length=64, blank=True, default="")
-    crossing = models.PositiveIntegerField(help_text="1 for the first crossing of this condition, then 2, …")
-    state = models.CharField(max_length=8, choices=AlertState.choices, default=AlertState.ACTIVE)
-    raised_at = models.DateTimeField()
-    cleared_at = models.DateTimeField(null=True, blank=True)
+    subject = models.CharField(max_length=64, blank=True, default="", verbose_name=_("subject"))
+    crossing = models.PositiveIntegerField(help_text=_("1 for the first crossing of this condition, then 2, …"),
+        verbose_name=_("crossing"),
+    )
+    state = models.CharField(max_length=8, choices=AlertState.choices, default=AlertState.ACTIVE,
+        verbose_name=_("state"),
+    )
+    raised_at = models.DateTimeField(verbose_name=_("raised at"))
+    cleared_at = models.DateTimeField(null=True, blank=True, verbose_name=_("cleared at"))
     # currency units of the account: the figure that crossed (funds, month
     # to date or forecast, overdrawn amount, wire amount) and the limit
-    amount = models.DecimalField(max_digits=MONEY_DIGITS, decimal_places=MONEY_PLACES, null=True, blank=True)
-    threshold = models.DecimalField(max_digits=MONEY_DIGITS, decimal_places=MONEY_PLACES, null=True, blank=True)
-    currency = models.CharField(max_length=3)
+    amount = models.DecimalField(max_digits=MONEY_DIGITS, decimal_places=MONEY_PLACES, null=True, blank=True,
+        verbose_name=_("amount"),
+    )
+    threshold = models.DecimalField(max_digits=MONEY_DIGITS, decimal_places=MONEY_PLACES, null=True, blank=True,
+        verbose_name=_("threshold"),
+    )
+    currency = models.CharField(max_length=3, verbose_name=_("currency"))
     # kind-specific figures at raising: pack reference, remaining, days, …
-    detail = models.JSONField(default=dict, blank=True)
+    detail = models.JSONField(default=dict, blank=True, verbose_name=_("detail"))
 
     class Meta:
+        verbose_name = _("alert")
+        verbose_name_plural = _("alerts")
         ordering = ["-raised_at", "-id"]
         constraints = [
             models.UniqueConstraint(fields=["account", "kind", "subject", "crossing"], name="alert_crossing_once"),
@@ -401,14 +426,18 @@ class AlertEmail(models.Model):
     locked while sending and ``sent_at`` records success; a transport
     failure is recorded and retried with backoff."""
 
-    alert = models.ForeignKey(Alert, on_delete=models.CASCADE, related_name="emails")
-    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
-    email = models.EmailField(help_text="the address at the time the alert was raised")
-    sent_at = models.DateTimeField(null=True, blank=True)
-    attempts = models.PositiveIntegerField(default=0)
-    last_error = models.CharField(max_length=2000, blank=True, default="")
+    alert = models.ForeignKey(Alert, on_delete=models.CASCADE, related_name="emails", verbose_name=_("alert"))
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+",
+        verbose_name=_("user"),
+    )
+    email = models.EmailField(help_text=_("the address at the time the alert was raised"), verbose_name=_("email"))
+    sent_at = models.DateTimeField(null=True, blank=True, verbose_name=_("sent at"))
+    attempts = models.PositiveIntegerField(default=0, verbose_name=_("attempts"))
+    last_error = models.CharField(max_length=2000, blank=True, default="", verbose_name=_("last error"))
 
     class Meta:
+        verbose_name = _("alert email")
+        verbose_name_plural = _("alert emails")
         ordering = ["alert_id", "email"]
         constraints = [models.UniqueConstraint(fields=["alert", "user"], name="alert_email_once_per_user")]
         indexes = [models.Index(fields=["sent_at"], name="alert_email_sent_at")]
