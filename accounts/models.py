@@ -11,6 +11,7 @@ from django.db import models
 from django.db.models.functions import Lower
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
+from django.utils.translation import pgettext_lazy
 
 from core.money import currency_check
 
@@ -155,9 +156,9 @@ def license_upload_to(instance: BillingInfo, filename: str) -> str:
 
 
 class VerificationStatus(models.TextChoices):
-    PENDING = "pending", "Pending review"
-    VERIFIED = "verified", "Verified"
-    REJECTED = "rejected", "Rejected"
+    PENDING = "pending", pgettext_lazy("verification status", "Pending review")
+    VERIFIED = "verified", pgettext_lazy("verification status", "Verified")
+    REJECTED = "rejected", pgettext_lazy("verification status", "Rejected")
 
 
 class BillingInfo(models.Model):

@@ -9,7 +9,7 @@ from django.core.exceptions import ValidationError
 from django.test import Client
 from django.utils import translation
 
-from accounts.models import User
+from accounts.models import BillingInfo, User
 from accounts.uploads import describe_content, license_image_clean
 from tests.support import PASSWORD
 from tests.test_license_upload import memory_bomb, png_flat
@@ -36,8 +36,10 @@ def test_admin_bill_changelist_in_chinese(staff_zh, owner):
 
 
 def test_admin_billing_info_and_account_actions_in_chinese(staff_zh, acme):
+    BillingInfo.objects.create(account=acme, contact_name="王芳", company_name="Acme", website="https://acme.example",
+                               company_address="SG", detailed_address="1 Main St")
     html = staff_zh.get("/admin/accounts/billinginfo/").content.decode()
-    assert "账单信息" in html and "审核状态" in html
+    assert "账单信息" in html and "审核状态" in html and ">待审核<" in html
     html = staff_zh.get("/admin/accounts/account/").content.decode()
     assert "立即出账所有到期账期（补出账）" in html and "出账指定账期…" in html
 
