@@ -70,3 +70,13 @@ def test_receipt_lines_name_services_in_the_recipient_language(owner, acme, sett
         checkout(owner, submit(owner, open_repay(owner)), "approve")
     body = mail.outbox[-1].body
     assert "- 2026-10 邮件推送, SG: 0.40" in body and "数据流量" in body
+
+
+def test_admin_times_in_chinese_read_like_the_console(staff_zh, acme):
+    """UTC+8 and ``Y-m-d H:i`` (aurora_billing/formats/zh_Hans), not Django's 2026年11月21日 02:30."""
+    from core.audit import audit_record
+    from tests.support import utc
+
+    audit_record(action="test.event", summary="an event", account=acme, at=utc(2026, 11, 20, 18, 30))
+    html = staff_zh.get("/admin/core/auditevent/").content.decode()
+    assert "2026-11-21 02:30" in html and "2026年11月21日" not in html
