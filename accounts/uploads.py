@@ -14,6 +14,7 @@ import struct
 import threading
 import zlib
 from dataclasses import dataclass
+from fractions import Fraction
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
@@ -274,7 +275,7 @@ def _may_rotate(image: Image.Image, data: bytes, fmt: str) -> bool:
 
 
 def decode_cost(*, width: int, height: int, mode: str, fmt: str, rotates: bool,
-                coefficient_samples: float = 0) -> int:
+                coefficient_samples: Fraction = Fraction(0)) -> int:
     """Peak bytes of image memory that decoding and re-encoding need, in
     full copies of the image at Pillow's bytes per pixel, summed:
 
@@ -300,18 +301,18 @@ def decode_cost(*, width: int, height: int, mode: str, fmt: str, rotates: bool,
     return cost
 
 
-def _coefficient_samples(image: Image.Image) -> float:
+def _coefficient_samples(image: Image.Image) -> Fraction:
     """Samples per pixel a progressive JPEG keeps as coefficients while it
     decodes (1.5 for colour at 4:2:0); 0 for a baseline JPEG or a PNG."""
     if not image.info.get("progressive"):
-        return 0
+        return Fraction(0)
     layers = getattr(image, "layer", None) or []
     try:
         h_max = max(h for _, h, _, _ in layers)
         v_max = max(v for _, _, v, _ in layers)
-        return sum(h * v for _, h, v, _ in layers) / (h_max * v_max)
+        return Fraction(sum(h * v for _, h, v, _ in layers), h_max * v_max)
     except (ValueError, TypeError, ZeroDivisionError):
-        return float(len(image.getbands()))
+        return Fraction(len(image.getbands()))
 
 
 def license_decode_estimate(image: Image.Image, data: bytes, fmt: str) -> int:
