@@ -18,30 +18,31 @@ def _plain(value: Any) -> Any:
                                  v.isoformat() if isinstance(v, (dt.date, dt.datetime)) else str(v)))
 
 
+def _row(*, action: str, summary: str, at: dt.datetime, actor=None, account_id: int | None = None, obj=None,
+         data: dict | None = None) -> dict:
+    """One event's column values (attnames), for ``audit_record`` and ``audit_record_bulk``."""
+    return {
+        "at": at,
+        "actor_id": actor.pk if getattr(actor, "pk", None) else None,
+        "actor_label": getattr(actor, "email", None) or "system",
+        "action": action,
+        "account_id": account_id,
+        "object_type": obj._meta.label if obj is not None else "",
+        "object_id": str(obj.pk) if obj is not None else "",
+        "summary": summary[:500],
+        "data": _plain(data or {}),
+    }
+
+
 def audit_record(*, action: str, summary: str, actor=None, account=None, obj=None,
                  data: dict | None = None, at: dt.datetime | None = None) -> AuditEvent:
-    label = getattr(actor, "email", None) or "system"
-    return AuditEvent.objects.create(
-        at=at or timezone.now(),
-        actor=actor if getattr(actor, "pk", None) else None,
-        actor_label=label,
-        action=action,
-        account=account,
-        object_type=obj._meta.label if obj is not None else "",
-        object_id=str(obj.pk) if obj is not None else "",
-        summary=summary[:500],
-        data=_plain(data or {}),
-    )
+    return AuditEvent.objects.create(**_row(
+        action=action, summary=summary, at=at or timezone.now(), actor=actor,
+        account_id=account.pk if account is not None else None, obj=obj, data=data))
 
 
 def audit_record_bulk(*, events: list[dict], at: dt.datetime) -> None:
     """Append many events by the system at once (settlement: one per bill),
     in one statement. Each event is a dict of ``action``, ``summary``,
     ``account_id``, ``obj`` and ``data``, as ``audit_record`` takes them."""
-    rows_insert(AuditEvent, [{
-        "at": at, "actor_id": None, "actor_label": "system", "action": event["action"],
-        "account_id": event.get("account_id"),
-        "object_type": event["obj"]._meta.label if event.get("obj") is not None else "",
-        "object_id": str(event["obj"].pk) if event.get("obj") is not None else "",
-        "summary": event["summary"][:500], "data": _plain(event.get("data") or {}),
-    } for event in events])
+    rows_insert(AuditEvent, [_row(at=at, **event) for event in events])
