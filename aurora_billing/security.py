@@ -154,20 +154,21 @@ class PasswordResetView(auth_views.PasswordResetView):
 
     def post(self, request, *args, **kwargs):
         form = self.get_form()
+        valid = form.is_valid()
+        address = client_ip(request)
         window = settings.PASSWORD_RESET_WINDOW
-        email = (request.POST.get("email") or "").strip().lower()
-        too_many = rate_hit(scope="reset-client", subject=client_ip(request), window=window) \
+        too_many = rate_hit(scope="reset-client", subject=address, window=window) \
             > settings.PASSWORD_RESET_CLIENT_LIMIT
-        if email and form.is_valid():
-            too_many |= rate_hit(scope="reset-email", subject=email, window=window) \
+        if valid:
+            too_many |= rate_hit(scope="reset-email", subject=form.cleaned_data["email"].lower(), window=window) \
                 > settings.PASSWORD_RESET_EMAIL_LIMIT
         if too_many:
-            log.warning("password reset throttled from %s", client_ip(request))
+            log.warning("password reset throttled from %s", address)
             return render(request, "error.html", {
                 "title": "Too many reset requests",
                 "message": f"Please wait {window // 60} minutes before asking for another reset link.",
             }, status=429)
-        if not form.is_valid():
+        if not valid:
             return self.form_invalid(form)
         enqueue_on_commit(password_reset_send, email=form.cleaned_data["email"])
         return HttpResponseRedirect(self.get_success_url())
