@@ -30,6 +30,7 @@ from django.utils.translation import gettext as _
 
 from accounts.models import Account, BillingInfo
 from accounts.selectors import account_recipients
+from accounts.uploads import JPEG_SIGNATURE, PNG_SIGNATURE
 from core.audit import audit_record
 from core.money import ZERO_MONEY, round_money
 from core.queue import enqueue_on_commit
@@ -39,7 +40,7 @@ from .models import Bill, InvoiceKind, InvoiceRequest, InvoiceRequestBill, Invoi
 log = logging.getLogger("aurora.invoices")
 
 INVOICE_FILE_MAX_BYTES = 5 * 1024 * 1024
-_SIGNATURES = {b"%PDF-": "pdf", b"\x89PNG\r\n\x1a\n": "png", b"\xff\xd8\xff": "jpg"}
+_SIGNATURES = {b"%PDF-": "pdf", PNG_SIGNATURE: "png", JPEG_SIGNATURE: "jpg"}
 _EXTENSIONS = {"pdf": {".pdf"}, "png": {".png"}, "jpg": {".jpg", ".jpeg"}}
 
 # 统一社会信用代码 (GB 32100-2015): 18 characters, the last a check character.
@@ -207,7 +208,7 @@ def invoice_request_issue(*, request: InvoiceRequest, number: str, date: dt.date
         locked.status, locked.decided_at, locked.decided_by = InvoiceStatus.ISSUED, now, staff_user
         locked.invoice_number, locked.invoice_date = number.strip(), date
         if upload is not None:
-            locked.invoice_file.save(f"{locked.public_id}{_suffix(upload)}", upload, save=False)
+            locked.invoice_file.save(f"{locked.public_id}{file_suffix(upload)}", upload, save=False)
         locked.save()
         audit_record(action="tax_invoice.issued", actor=staff_user, account=locked.account, obj=locked, at=now,
                      summary=f"{locked.account.code}: invoice {locked.invoice_number} of {locked.invoice_date} "
@@ -254,7 +255,7 @@ def tax_invoice_email_send(*, request: InvoiceRequest, site_url: str, now: dt.da
     message = EmailMessage(subject=subject, body=render_to_string("email/tax_invoice.txt", context), to=recipients)
     if request.status == InvoiceStatus.ISSUED and request.invoice_file:
         with request.invoice_file.open("rb") as handle:
-            message.attach(f"invoice-{request.invoice_number}{_suffix(request.invoice_file)}", handle.read())
+            message.attach(f"invoice-{request.invoice_number}{file_suffix(request.invoice_file)}", handle.read())
     try:
         message.send()
     except Exception:
@@ -263,7 +264,8 @@ def tax_invoice_email_send(*, request: InvoiceRequest, site_url: str, now: dt.da
     return recipients
 
 
-def _suffix(upload) -> str:
+def file_suffix(upload) -> str:
+    """``.pdf``, ``.png`` or ``.jpg`` (for ``.jpeg``) from a file's name."""
     name = (upload.name or "").lower()
     return ".jpg" if name.endswith(".jpeg") else name[name.rfind("."):] if "." in name else ""
 

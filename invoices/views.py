@@ -21,6 +21,7 @@ from .selectors import console_period_check, console_periods
 from .statements import statement_document, statement_filename, statement_issue
 from .tax_invoices import (
     InvoiceRequestError,
+    file_suffix,
     invoice_request_create,
     invoice_request_get,
     invoice_request_list,
@@ -150,8 +151,7 @@ def tax_invoice_file(request, public_id):
     invoice = invoice_request_get(account=request.membership.account, public_id=public_id)
     if invoice is None or invoice.status != InvoiceStatus.ISSUED or not invoice.invoice_file:
         raise Http404
-    name = invoice.invoice_file.name
     response = FileResponse(invoice.invoice_file.open("rb"), as_attachment=True,
-                            filename=f"invoice-{invoice.invoice_number}{name[name.rfind('.'):]}")
+                            filename=f"invoice-{invoice.invoice_number}{file_suffix(invoice.invoice_file)}")
     response["Cache-Control"] = "private, no-store"
     return response
