@@ -23,6 +23,7 @@ from collections import defaultdict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from decimal import Decimal
+from typing import NamedTuple
 
 from core.money import (
     FREE_GB_PER_EMAIL,
@@ -38,10 +39,11 @@ from core.periods import Period
 from usage.models import CATALOG_ORDER, EMAIL_RESULTS
 
 
-@dataclass(frozen=True)
-class UsageRow:
+class UsageRow(NamedTuple):
     """Unbilled usage of one daily-usage row: ``quantity`` is what no bill
-    has covered yet (for a row never billed, the whole quantity)."""
+    has covered yet (for a row never billed, the whole quantity). A named
+    tuple: settlement and every estimate build one per daily row, and a
+    tuple is built about twice as fast as a frozen dataclass."""
 
     id: int | None
     service: str
@@ -139,7 +141,7 @@ def lines_compute(
     periods: dict[tuple[int, int], Period] = {period_ym: period}
     quantities: dict[_Key, Decimal] = defaultdict(lambda: ZERO)
     results: dict[_Key, dict[str, int]] = {}
-    emails_by_day: dict[tuple[str, dt.date], int] = defaultdict(int)  # (region, day) → emails
+    emails_by_day: dict[tuple[dt.date, str], int] = defaultdict(int)  # (day, region) → emails
     emails_in: dict[tuple[tuple[int, int], str], Decimal] = defaultdict(lambda: ZERO)  # (period, region)
 
     for row in usage:
@@ -159,7 +161,7 @@ def lines_compute(
                 per_result = results[key] = dict.fromkeys(EMAIL_RESULTS, 0)
             emails = _whole(row.quantity)
             per_result[row.result] += emails
-            emails_by_day[(row.region, day)] += emails
+            emails_by_day[(day, row.region)] += emails
             emails_in[(ym, row.region)] += row.quantity
 
     # Email packs: day by day in date order, packs ordered by valid_until,
@@ -169,7 +171,7 @@ def lines_compute(
         packs_by_region[pack.region].append(pack)
     deducted: dict[_Key, Decimal] = defaultdict(lambda: ZERO)
     deductions: dict[_Key, list[tuple[int, dt.date, int]]] = defaultdict(list)
-    for (region, day), emails in sorted(emails_by_day.items(), key=lambda kv: (kv[0][1], kv[0][0])):
+    for (day, region), emails in sorted(emails_by_day.items()):
         key = ((day.year, day.month), "email", region)
         need = emails
         for pack in packs_by_region.get(region, ()):

@@ -15,10 +15,10 @@ from dataclasses import dataclass
 from decimal import ROUND_DOWN, ROUND_HALF_UP, Decimal
 
 from django.db.models import Count, F, OuterRef, Q, Subquery, Sum
-from django.db.models.functions import Coalesce, TruncMonth
+from django.db.models.functions import Coalesce
 
 from accounts.models import Account
-from core.money import ZERO, round_money
+from core.money import ZERO, ZERO_MONEY, round_money
 from core.periods import Period, PeriodError
 from usage.models import DailyUsage, EmailPack, Price
 
@@ -155,27 +155,82 @@ def billed_periods(*, account: Account) -> set[str]:
     return billed_periods_by_account(account_ids=[account.pk])[account.pk]
 
 
-def billing_estimate(*, account: Account, period: Period) -> Calculation:
+@dataclass(frozen=True)
+class UnbilledInputs:
+    """What a dry run of settlement reads for one account, read once
+    (``unbilled_inputs``) so that the estimates and the forecast of one page
+    share it: unbilled usage of days before ``before`` in day order, the
+    billed periods, the packs as they stand, the prices and the data flow
+    already billed for the periods the late usage falls in."""
+
+    before: dt.date
+    rows: list[UsageRow]
+    billed: frozenset[str]
+    packs: tuple[PackState, ...]
+    price_for: PriceFn
+    prior: PriorDataFlow
+
+    def rows_before(self, end: dt.date) -> list[UsageRow]:
+        if end > self.before:
+            raise ValueError(f"inputs read before {self.before} cannot answer for days up to {end}")
+        if end == self.before:
+            return self.rows
+        return [r for r in self.rows if r.day < end]
+
+    def periods(self) -> set[Period]:
+        """The periods with unbilled usage (before ``before``)."""
+        return usage_periods(self.rows)
+
+
+def unbilled_inputs(*, account: Account, before: dt.date) -> UnbilledInputs:
+    """Read once what ``billing_estimate`` and ``billing_forecast`` need for
+    periods ending on or before ``before`` (five queries)."""
+    rows = usage_unbilled(account=account, before=before)
+    billed = billed_periods(account=account)
+    late = {p for p in usage_periods(rows) if str(p) in billed}
+    return UnbilledInputs(before=before, rows=rows, billed=frozenset(billed), packs=tuple(packs_state(account=account)),
+                          price_for=price_lookup(currency=account.currency),
+                          prior=prior_data_flow(account=account, periods=late))
+
+
+@dataclass(frozen=True)
+class _DryRun:
+    calculation: Calculation  # the lines of the period asked for
+    earlier_total: Decimal  # the lines of earlier unsettled periods, settled first
+    packs: list[PackState]  # the packs after the period's deductions
+    packs_before: dict[int, int]  # pack id → emails left before the period's deductions
+
+
+def _dry_run(*, account: Account, period: Period, rows: list[UsageRow], inputs: UnbilledInputs) -> _DryRun:
+    """Settlement of ``period`` simulated on ``rows``: earlier periods that
+    would be settled first (usage and no bill) are computed first, in order,
+    so packs are drawn down as settlement will draw them. Nothing is written."""
+    billed = set(inputs.billed)
+    packs = [copy.copy(p) for p in inputs.packs]
+    earlier = ZERO_MONEY
+    while True:
+        step = plan_step(rows=rows, billed=billed, latest=period)
+        settling = step.decision.period
+        before = {p.id: p.remaining for p in packs}
+        result = lines_compute(period=settling, usage=step.covered, packs=packs, price_for=inputs.price_for,
+                               currency=account.currency, prior_data_flow=inputs.prior)
+        if settling == period:
+            return _DryRun(calculation=result, earlier_total=earlier, packs=packs, packs_before=before)
+        earlier += result.total
+        rows = step.rest
+        billed.add(str(settling))
+
+
+def billing_estimate(*, account: Account, period: Period, inputs: UnbilledInputs | None = None) -> Calculation:
     """Dry run of settlement for a period that has no bill yet (the Pending,
     month-to-date view): the lines its bill would have if the data stayed as
     it is. Earlier periods that would be settled first (they have usage and
     no bill) are simulated first, in order, so packs are drawn down as
-    settlement will draw them. Nothing is written."""
-    rows = usage_unbilled(account=account, before=period.end_day)
-    billed = billed_periods(account=account)
-    packs = copy.deepcopy(packs_state(account=account))
-    price_for = price_lookup(currency=account.currency)
-    late = {p for p in usage_periods(rows) if str(p) in billed}
-    prior = prior_data_flow(account=account, periods=late)
-    while True:
-        step = plan_step(rows=rows, billed=billed, latest=period)
-        settling = step.decision.period
-        result = lines_compute(period=settling, usage=step.covered, packs=packs, price_for=price_for,
-                               currency=account.currency, prior_data_flow=prior)
-        if settling == period:
-            return result
-        rows = step.rest
-        billed = billed | {str(settling)}
+    settlement will draw them. Nothing is written. ``inputs`` (read for this
+    period's end or later) saves reading them again."""
+    inputs = inputs or unbilled_inputs(account=account, before=period.end_day)
+    return _dry_run(account=account, period=period, rows=inputs.rows_before(period.end_day),
+                    inputs=inputs).calculation
 
 
 # --- the periods the console and its downloads offer ----------------------
@@ -258,14 +313,6 @@ def bill_list(*, account: Account) -> list[BillSummary]:
     ]
 
 
-def usage_unbilled_periods(*, account: Account) -> list[Period]:
-    """Periods with usage no bill covers yet, newest first (the open month,
-    a month before its bill time, late usage of a settled month)."""
-    days = (DailyUsage.objects.filter(account=account, quantity__gt=F("billed_quantity"))
-            .annotate(month=TruncMonth("day")).values_list("month", flat=True).distinct().order_by())
-    return sorted({Period.of_day(d) for d in days}, reverse=True)
-
-
 @dataclass(frozen=True)
 class PackCoverage:
     period: str  # the bill's period
@@ -342,21 +389,23 @@ class Forecast:
         return self.calculation.total
 
 
-def billing_forecast(*, account: Account, period: Period, today: dt.date) -> Forecast | None:
+def billing_forecast(*, account: Account, period: Period, today: dt.date,
+                     inputs: UnbilledInputs | None = None) -> Forecast | None:
     """Month-end projection of open ``period`` at UTC+8 day ``today``: the
     usage of the complete days so far, plus each (service item, region,
     result)'s average per complete day for today and every day left (monthly
     items as they stand), run through the settlement calculation with the
     packs as they are (earlier unsettled periods first, as
-    ``billing_estimate``). None before the first complete day."""
+    ``billing_estimate``). None before the first complete day. ``inputs`` as
+    for ``billing_estimate``."""
     if not period.first_day < today < period.end_day:
         return None
     elapsed = (today - period.first_day).days
     left = (period.end_day - today).days
-    rows = usage_unbilled(account=account, before=period.end_day)
+    inputs = inputs or unbilled_inputs(account=account, before=period.end_day)
     sums: dict[tuple[str, str, str], Decimal] = defaultdict(lambda: ZERO)
     kept: list[UsageRow] = []
-    for row in rows:
+    for row in inputs.rows_before(period.end_day):
         if row.day < period.first_day or row.service in MONTHLY_SERVICES:
             kept.append(row)
         elif row.day < today:
@@ -367,32 +416,21 @@ def billing_forecast(*, account: Account, period: Period, today: dt.date) -> For
         kept.extend(UsageRow(id=None, service=service, region=region, result=result, day=day, quantity=q)
                     for day, q in zip(days, _spread(so_far * left / elapsed, left, whole=service != "data_flow"),
                                       strict=True))
-    kept.sort(key=lambda r: r.day)
-    billed = billed_periods(account=account)
-    packs = copy.deepcopy(packs_state(account=account))
-    price_for = price_lookup(currency=account.currency)
-    prior = prior_data_flow(account=account, periods={p for p in usage_periods(kept) if str(p) in billed})
-    earlier = ZERO
-    while True:
-        step = plan_step(rows=kept, billed=billed, latest=period)
-        settling = step.decision.period
-        before = {p.id: p.remaining for p in packs}
-        result = lines_compute(period=settling, usage=step.covered, packs=packs, price_for=price_for,
-                               currency=account.currency, prior_data_flow=prior)
-        if settling == period:
-            break
-        earlier += result.total
-        kept = step.rest
-        billed = billed | {str(settling)}
+    kept.sort(key=_row_day)
+    run = _dry_run(account=account, period=period, rows=kept, inputs=inputs)
     packs_out = {}
-    for line in result.lines:
+    for line in run.calculation.lines:
         if line.service != "email" or line.adjustment_for or line.billable_quantity <= 0 or not line.deductions:
             continue
-        drained = [p for p in packs if p.region == line.region and before[p.id] > 0 and p.remaining == 0]
+        drained = [p for p in run.packs if p.region == line.region and run.packs_before[p.id] > 0 and p.remaining == 0]
         if drained:
             packs_out[line.region] = max(day for _, day, _ in line.deductions)
-    return Forecast(period=period, days_elapsed=elapsed, days_left=left, calculation=result,
-                    earlier_total=earlier, packs_out=packs_out)
+    return Forecast(period=period, days_elapsed=elapsed, days_left=left, calculation=run.calculation,
+                    earlier_total=run.earlier_total, packs_out=packs_out)
+
+
+def _row_day(row: UsageRow) -> dt.date:
+    return row.day
 
 
 def _spread(total: Decimal, days: int, *, whole: bool) -> list[Decimal]:

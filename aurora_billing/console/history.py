@@ -14,7 +14,7 @@ from decimal import Decimal
 
 from accounts.models import Account
 from core.periods import Period, billing_day
-from invoices.selectors import BillSummary, PackSummary, bill_list, billing_estimate, pack_list, usage_unbilled_periods
+from invoices.selectors import BillSummary, PackSummary, bill_list, billing_estimate, pack_list, unbilled_inputs
 from payments.selectors import FundsMovement, funds_balances, funds_ledger
 
 PENDING_STATUS = "Pending"
@@ -50,10 +50,11 @@ def bills_history(*, account: Account, now: dt.datetime) -> list[BillRow]:
         for b in bills
     ]
     current = Period.current(now)
-    for period in usage_unbilled_periods(account=account):
-        if str(period) in billed or period > current:
+    inputs = unbilled_inputs(account=account, before=current.end_day)
+    for period in sorted(inputs.periods(), reverse=True):
+        if str(period) in billed:
             continue
-        estimate = billing_estimate(account=account, period=period)
+        estimate = billing_estimate(account=account, period=period, inputs=inputs)
         rows.append(BillRow(period=period, total=estimate.total, paid=None, balance=None, status=PENDING_STATUS,
                             bill=None, estimate_errors=tuple(estimate.errors)))
     rows.sort(key=lambda r: r.period, reverse=True)

@@ -33,12 +33,13 @@ from core.periods import Period, billing_day
 from invoices.models import BillLine
 from invoices.selectors import (
     Forecast,
+    UnbilledInputs,
     billing_estimate,
     billing_forecast,
     console_period_check,
     console_periods,
     pack_list,
-    usage_unbilled_periods,
+    unbilled_inputs,
 )
 from payments.selectors import funds_balances
 from usage.models import CATALOG_ORDER, EMAIL_RESULTS, Region, ServiceItem
@@ -79,33 +80,41 @@ class PeriodFigures:
         return out
 
 
-def periods_figures(*, account: Account, periods: list[Period], now: dt.datetime) -> dict[Period, PeriodFigures]:
+def periods_figures(*, account: Account, periods: list[Period], now: dt.datetime,
+                    inputs: UnbilledInputs | None = None) -> dict[Period, PeriodFigures]:
     """The lines of each of ``periods``: the bill's (one query for all), else
-    the estimate of a period with usage no bill covers, else none."""
+    the estimate of a period with usage no bill covers, else none.
+    ``inputs``: the account's unbilled inputs read up to the current month's
+    end (read here if not given), shared by every estimate."""
     wanted = {str(p) for p in periods}
-    out: dict[Period, PeriodFigures] = {}
+    out: dict[str, PeriodFigures] = {}
     for period, *values in BillLine.objects.filter(bill__account=account, bill__period__in=wanted).order_by(
         "bill__period", "position"
     ).values_list("bill__period", "service_id", "region_id", "adjustment_for", "usage_quantity", "deducted_quantity",
                   "billable_quantity", "unit_price", "amount", *EMAIL_RESULTS):
-        figures = out.setdefault(Period.parse(period), PeriodFigures(period=Period.parse(period), settled=True,
-                                                                     lines=[]))
+        figures = out.get(period)
+        if figures is None:
+            figures = out[period] = PeriodFigures(period=Period.parse(period), settled=True, lines=[])
         service, region, adjustment_for, usage, deducted, billable, price, amount, *counts = values
         results = dict(zip(EMAIL_RESULTS, (int(c or 0) for c in counts), strict=True)) if service == "email" else None
         figures.lines.append(LineFigures(service, region, adjustment_for, usage, deducted, billable, price,
                                          round_money(amount), results))
+    settled = {f.period: f for f in out.values()}
     current = Period.current(now)
-    unbilled = set(usage_unbilled_periods(account=account)) | {current}
+    inputs = inputs or unbilled_inputs(account=account, before=current.end_day)
+    unbilled = inputs.periods() | {current}
+    result: dict[Period, PeriodFigures] = {}
     for period in periods:
-        if period in out:
+        if period in settled:
+            result[period] = settled[period]
             continue
-        figures = out[period] = PeriodFigures(period=period, settled=False, lines=[])
+        figures = result[period] = PeriodFigures(period=period, settled=False, lines=[])
         if period in unbilled and period <= current:
-            calc = billing_estimate(account=account, period=period)
+            calc = billing_estimate(account=account, period=period, inputs=inputs)
             figures.errors = calc.errors
             figures.lines = [LineFigures(d.service, d.region, d.adjustment_for, d.usage_quantity, d.deducted_quantity,
                                          d.billable_quantity, d.unit_price, d.amount, d.results) for d in calc.lines]
-    return out
+    return result
 
 
 # --- invalid addresses ------------------------------------------------------
@@ -494,14 +503,15 @@ def billing_insight(*, account: Account, period: Period, now: dt.datetime) -> In
         window.append(window[-1].previous())
     window.reverse()
     wanted = sorted(set(window) | {period, period.previous()})
-    figures = periods_figures(account=account, periods=wanted, now=now)
+    inputs = unbilled_inputs(account=account, before=current.end_day)
+    figures = periods_figures(account=account, periods=wanted, now=now, inputs=inputs)
     codes = {x.region for f in figures.values() for x in f.lines}
     region_names = dict(Region.objects.filter(code__in=codes).values_list("code", "name"))
     service_names = dict(ServiceItem.objects.values_list("code", "name"))
     selected = figures[period]
     forecast = None
     if period == current and not selected.settled:
-        projection = billing_forecast(account=account, period=period, today=billing_day(now))
+        projection = billing_forecast(account=account, period=period, today=billing_day(now), inputs=inputs)
         if projection is not None:
             funds = funds_balances(account_ids=[account.pk], at=now)[account.pk]
             forecast = ForecastView(forecast=projection, funds=funds,
