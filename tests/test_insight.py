@@ -129,6 +129,77 @@ def test_month_over_month_price_and_result_mix(acme):
     }
 
 
+def test_month_over_month_names_the_five_largest_and_sums_the_rest(client, acme):
+    """Seven regions change: the sentence names the five largest changes and
+    gives the count and sum of the other two; the table by cause and the
+    list of every change add up to the difference too."""
+    regions = ["r1", "r2", "r3", "r4", "r5", "r6", "r7"]
+    for i, region in enumerate(regions, 1):
+        add_price("email", region, "0.000100")
+        add_usage(acme, region, "email", "2026-10-05", 10_000)
+        add_usage(acme, region, "email", "2026-11-05", 10_000 + 1_000 * i)  # +0.10 … +0.70
+    add_usage(acme, "r1", "email", "2026-11-05", 2_000, result="reject")  # +0.20 delivery-result mix
+    bill_settle(account=acme, period=Period(2026, 10), now=OCT_SETTLED)
+    mom = billing_insight(account=acme, period=Period(2026, 11), now=IN_NOVEMBER).month_over_month
+    assert mom.difference == Decimal("3.00")  # 7.00 → 10.00
+    assert [c.amount for c in mom.headline] == [Decimal("0.70"), Decimal("0.60"), Decimal("0.50"),
+                                                Decimal("0.40"), Decimal("0.30")]
+    assert len(mom.others) == 3 and mom.others_amount == Decimal("0.50")  # r2 0.20, r1 mix 0.20, r1 0.10
+    assert mom.by_kind() == [("volume", 7, Decimal("2.80")), ("result_mix", 1, Decimal("0.20"))]
+    assert sum(amount for _, _, amount in mom.by_kind()) == mom.difference
+    page = text_of(get(login(client), "/billing/insight/", now=IN_NOVEMBER)).replace("3.00 :", "3.00:")
+    assert ("+3.00: +7,000 delivered emails in r7 (+0.70); +6,000 delivered emails in r6 (+0.60); +5,000 delivered "
+            "emails in r5 (+0.50); +4,000 delivered emails in r4 (+0.40); +3,000 delivered emails in r3 (+0.30); "
+            "3 smaller changes (+0.50)") in page
+    assert "Cause Lines changed Change Volume 7 +2.80 Delivery-result mix 1 +0.20 Total +3.00" in page
+    assert "Every change (8)" in page
+    assert "Delivery-result mix Email r1 +2,000 +0.20" in page
+
+
+@pytest.mark.parametrize(("value", "places", "text"), [
+    ("38000", "", "+38,000"), ("-504841", "", "-504,841"), ("-0.5", "", "-0.5"), ("0", "", "0"),
+    ("-196.32935", 2, "-196.33"), ("0.004", 2, "0"), ("2", 2, "+2"),
+])
+def test_change_is_signed_and_rounded_for_text(value, places, text):
+    from invoices.templatetags.billing import change
+
+    assert change(value, places) == text
+
+
+@pytest.mark.parametrize(("value", "text"), [("41.2", "+41.20"), ("-3", "-3.00"), ("0", "0.00"), ("0.004", "0.00")])
+def test_money_change_is_signed(value, text):
+    from invoices.templatetags.billing import money_change
+
+    assert money_change(value) == text
+
+
+def test_quantity_keeps_the_sign_of_a_fraction():
+    from invoices.templatetags.billing import quantity
+
+    assert (quantity("-0.5"), quantity("-1234.5"), quantity("20.500000")) == ("-0.5", "-1,234.5", "20.5")
+
+
+def test_estimate_from_shared_inputs_is_the_estimate(acme):
+    """Inputs read once up to a later month's end answer an earlier period's
+    estimate exactly as a fresh read; a later period than they cover is refused."""
+    from invoices.selectors import billing_estimate, unbilled_inputs
+
+    add_price("email", "sg", "0.000300")
+    add_pack(acme, "sg", "pk", 5_000, "2026-10-01", "2027-10-01")
+    add_usage(acme, "sg", "email", "2026-10-05", 4_000)
+    add_usage(acme, "sg", "email", "2026-11-05", 12_000)
+    inputs = unbilled_inputs(account=acme, before=Period(2026, 11).end_day)
+    for period in (Period(2026, 10), Period(2026, 11)):
+        fresh = billing_estimate(account=acme, period=period)
+        shared = billing_estimate(account=acme, period=period, inputs=inputs)
+        assert [(x.region, x.deducted_quantity, x.amount) for x in shared.lines] == \
+            [(x.region, x.deducted_quantity, x.amount) for x in fresh.lines]
+    assert billing_estimate(account=acme, period=Period(2026, 11), inputs=inputs).total == Decimal("3.30")
+    assert inputs.packs[0].remaining == 5_000  # the dry runs drew down copies
+    with pytest.raises(ValueError, match="cannot answer"):
+        billing_estimate(account=acme, period=Period(2026, 12), inputs=inputs)
+
+
 # --- 6. forecast ----------------------------------------------------------------
 
 def test_forecast_projects_the_pace_through_packs_and_funds(client, acme):

@@ -27,6 +27,8 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from decimal import Decimal
 
+from django.utils.translation import gettext_lazy as _
+
 from accounts.models import Account
 from core.money import CENT, FREE_GB_PER_EMAIL, ZERO, ZERO_MONEY, round_money
 from core.periods import Period, billing_day
@@ -283,6 +285,17 @@ REGION_MIX = "region_mix"
 NEW_ITEMS = "new_items"
 LATE_USAGE = "late_usage"
 CAUSES = (VOLUME, RESULT_MIX, PRICE, PACK_COVERAGE, ALLOWANCE, REGION_MIX, NEW_ITEMS, LATE_USAGE)
+CAUSE_LABELS = {
+    VOLUME: _("Volume"),
+    RESULT_MIX: _("Delivery-result mix"),
+    PRICE: _("Price"),
+    PACK_COVERAGE: _("Pack coverage"),
+    ALLOWANCE: _("Free traffic allowance"),
+    REGION_MIX: _("Region mix"),
+    NEW_ITEMS: _("New or dropped service items"),
+    LATE_USAGE: _("Late usage of earlier months"),
+}
+HEADLINE_CAUSES = 5  # named in the sentence; the rest are counted and summed, and listed in the table
 
 
 @dataclass(frozen=True)
@@ -308,6 +321,30 @@ class MonthOverMonth:
     @property
     def difference(self) -> Decimal:
         return self.total - self.previous_total
+
+    @property
+    def headline(self) -> list[Cause]:
+        """The largest causes, named in the sentence."""
+        return self.causes[:HEADLINE_CAUSES]
+
+    @property
+    def others(self) -> list[Cause]:
+        """The causes after the headline; the sentence gives their count and sum."""
+        return self.causes[HEADLINE_CAUSES:]
+
+    @property
+    def others_amount(self) -> Decimal:
+        return sum((c.amount for c in self.others), ZERO_MONEY)
+
+    def by_kind(self) -> list[tuple[str, int, Decimal]]:
+        """(cause kind, lines changed, amount) per kind in ``CAUSES`` order,
+        kinds without a change left out; the amounts add up to the difference."""
+        out = []
+        for kind in CAUSES:
+            amounts = [c.amount for c in self.causes if c.kind == kind]
+            if amounts:
+                out.append((kind, len(amounts), sum(amounts, ZERO_MONEY)))
+        return out
 
 
 def _waterfall(old: LineFigures, new: LineFigures) -> list[Cause]:
@@ -457,8 +494,9 @@ def cost_trend(figures: list[PeriodFigures], service_names: dict[str, str],
         cost = invalid_cost(f, region_names)
         out.append(TrendPeriod(f.period, f.settled, [amounts.get(s, ZERO_MONEY) for s in services], bars, x,
                                cost.invalid, cost.soft_bounce))
-    ticks = [(str((PLOT_BOTTOM - top * k / 4 * scale).quantize(Decimal("0.1"))), f"{top * k / 4:,.2f}")
-             for k in range(5)]
+    steps = [top * k / 4 for k in range(5)]
+    places = 0 if all(v == v.to_integral_value() for v in steps) else 2  # 500 / 375 / … or 0.50 / 0.25 / …
+    ticks = [(str((PLOT_BOTTOM - v * scale).quantize(Decimal("0.1"))), f"{v:,.{places}f}") for v in steps]
     return Trend(services=[(s, service_names.get(s, s)) for s in services], periods=out, ticks=ticks)
 
 

@@ -1,7 +1,10 @@
-"""Template filters of the history pages: instants shown in the billing time zone."""
+"""Template filters of the history pages: instants shown in the billing
+time zone, and the names of month-over-month causes."""
 from django import template
 
 from core.periods import BILLING_TZ
+
+from ..console.insight import CAUSE_LABELS
 
 register = template.Library()
 
@@ -20,3 +23,9 @@ def billing_time(value) -> str:
     if not value:
         return ""
     return f"{value.astimezone(BILLING_TZ):%Y-%m-%d %H:%M}"
+
+
+@register.filter
+def cause_label(kind: str) -> str:
+    """The name of a month-over-month cause kind (``volume`` → "Volume")."""
+    return CAUSE_LABELS.get(kind, kind)

@@ -1,5 +1,5 @@
 """Template filters for money and quantities (the one place they are formatted)."""
-from decimal import Decimal
+from decimal import ROUND_HALF_UP, Decimal
 
 from django import template
 from django.utils.html import format_html
@@ -23,14 +23,38 @@ def money(value, currency: str = "") -> str:
 
 
 @register.filter
+def money_change(value) -> str:
+    """A signed amount: ``41.2`` → ``+41.20``, ``-3`` → ``-3.00``, ``0`` → ``0.00``."""
+    if value is None or value == "":
+        return ""
+    text = money(value)
+    return f"+{text}" if round_money(Decimal(value)) > 0 else text
+
+
+@register.filter
 def quantity(value) -> str:
     """``20.500000`` → ``20.5``; ``78000`` → ``78,000``."""
     if value is None or value == "":
         return ""
     plain = format_quantity(Decimal(value))
+    sign, plain = ("-", plain[1:]) if plain.startswith("-") else ("", plain)
     whole, _, frac = plain.partition(".")
-    whole = f"{int(whole):,}"
+    whole = f"{sign}{int(whole):,}"
     return f"{whole}.{frac}" if frac else whole
+
+
+@register.filter
+def change(value, places="") -> str:
+    """A signed change in units: ``38000`` → ``+38,000``, ``-0.5`` → ``-0.5``;
+    with ``places``, rounded half up to that many decimals first (for text:
+    ``-196.32935`` GB → ``-196.33``)."""
+    if value is None or value == "":
+        return ""
+    value = Decimal(value)
+    if places != "":
+        value = value.quantize(Decimal(1).scaleb(-int(places)), rounding=ROUND_HALF_UP)
+    sign = "+" if value > 0 else "-" if value < 0 else ""
+    return sign + quantity(abs(value))
 
 
 @register.filter
