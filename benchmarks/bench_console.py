@@ -1,7 +1,7 @@
 """Server time of the billing console page on PostgreSQL (issue 5).
 
 ``python -m benchmarks console`` (options through ``BENCH_CONSOLE_ARGS``), or
-``python -m benchmarks.bench_console [--accounts N] [--requests R] [--rounds K] [--keep] [--proposed-index]``
+``python -m benchmarks.bench_console [--accounts N] [--requests R] [--rounds K] [--keep] [--no-freeze] [--proposed-index]``
 
 Seeds database ``aurora_bench_console`` (re-created each run unless
 ``--keep`` finds it seeded) with 12 months of usage (2025-12 … 2026-11) for
@@ -170,6 +170,16 @@ def settle_all() -> tuple[int, float]:
     return bills, time.perf_counter() - start
 
 
+def heap_freeze(enabled: bool = True) -> str:
+    """Freeze the start-up heap as each gunicorn worker does on import of
+    ``aurora_billing/wsgi.py`` (before any page is served); the line to print."""
+    if not enabled:
+        return "heap not frozen (--no-freeze): full collections rescan the start-up objects"
+    from aurora_billing.wsgi import heap_freeze as freeze
+
+    return f"start-up heap frozen as aurora_billing/wsgi.py does ({freeze():,} objects)"
+
+
 def warm_up(client, paths: list[str]) -> None:
     for path in paths:
         for _ in range(10):
@@ -208,6 +218,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--requests", type=int, default=200, help="requests per page per round")
     parser.add_argument("--rounds", type=int, default=3, help="rounds; the one with the lowest p95 is reported")
     parser.add_argument("--keep", action="store_true", help="reuse an already seeded database")
+    parser.add_argument("--no-freeze", action="store_true",
+                        help="do not freeze the start-up heap (aurora_billing/wsgi.py freezes it in production)")
     parser.add_argument("--proposed-index", action="store_true",
                         help="also time the month-to-date page with a partial index on unbilled usage "
                              "(created for the run, then dropped)")
@@ -261,6 +273,7 @@ def main(argv: list[str] | None = None) -> None:
         runs: dict[tuple[str, str], list[list[float]]] = defaultdict(list)
         shape: dict[str, tuple[int, int]] = {}
         current_name, current_path = pages[0]
+        print(heap_freeze(not args.no_freeze))
         warm_up(client, [path for _, path in pages])
         for path in [path for _, path in pages]:
             shape[path] = queries_and_size(client, path)

@@ -1,7 +1,7 @@
 """Server time of the history and insight pages (issue #17) on PostgreSQL.
 
 ``python -m benchmarks history`` (options through ``BENCH_HISTORY_ARGS``), or
-``python -m benchmarks.bench_history [--accounts N] [--requests R] [--rounds K] [--keep]``
+``python -m benchmarks.bench_history [--accounts N] [--requests R] [--rounds K] [--keep] [--no-freeze]``
 
 Seeds database ``aurora_h_history`` with the console benchmark's data
 (``bench_console.seed``: N accounts × 12 months, the 11 ended months
@@ -9,6 +9,8 @@ settled) and times ``/billing/bills/``, ``/billing/funds/``,
 ``/billing/packs/`` and ``/billing/insight/`` (month to date and a settled
 month) for the large account (20 regions), clock pinned to 2026-11-20 12:00
 UTC+8; the round with the lowest p95 is reported, with the query count.
+The start-up heap is frozen first, as each web worker freezes it
+(``aurora_billing/wsgi.py``); ``--no-freeze`` measures without.
 """
 from __future__ import annotations
 
@@ -37,6 +39,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--requests", type=int, default=100, help="requests per page per round")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--keep", action="store_true", help="reuse an already seeded database")
+    parser.add_argument("--no-freeze", action="store_true",
+                        help="do not freeze the start-up heap (aurora_billing/wsgi.py freezes it in production)")
     args = parser.parse_args(argv if argv is not None else os.environ.get("BENCH_HISTORY_ARGS", "").split())
     url = database_url(DB_NAME)
     os.environ["DATABASE_URL"] = url
@@ -59,6 +63,7 @@ def main(argv: list[str] | None = None) -> None:
         client = Client()
         client.force_login(User.objects.get(email=console.LARGE_EMAIL))
         paths = [p for _, p in PAGES]
+        heap = console.heap_freeze(not args.no_freeze)
         console.warm_up(client, paths)
         shape = {p: console.queries_and_size(client, p) for p in paths}
         runs: dict[str, list[list[float]]] = {p: [] for p in paths}
@@ -67,6 +72,7 @@ def main(argv: list[str] | None = None) -> None:
                 runs[path].append(series)
     finally:
         traveller.stop()
+    print(heap)
     print(f"{os.cpu_count()} CPUs, load average {', '.join(f'{x:.1f}' for x in os.getloadavg())} (shared machine)")
     print(f"{'page (large account)':28} {'p50 ms':>8} {'p95 ms':>8} {'max ms':>8} {'queries':>8} {'HTML':>8}")
     for name, path in PAGES:

@@ -68,3 +68,17 @@ def test_log_format_json_writes_one_object_per_line(tmp_path):
     record = json.loads(line)
     assert record["logger"] == "aurora.settlement" and record["level"] == "INFO"
     assert record["message"] == "settled account=acme"
+
+
+def test_wsgi_freezes_the_start_up_heap():
+    """aurora_billing/wsgi.py freezes what is alive after start-up, so full
+    collections do not rescan it on every worker (docs/history.md)."""
+    import gc
+
+    import aurora_billing.wsgi as wsgi
+
+    try:
+        assert callable(wsgi.application)
+        assert wsgi.heap_freeze() > 10_000
+    finally:
+        gc.unfreeze()
