@@ -247,3 +247,14 @@ def test_insight_reads_a_constant_number_of_queries(client, history):
     add_usage(history, "sg", "email", "2027-01-03", 7_000)
     after = [_queries(client, f"/billing/insight/{q}", now=utc(2027, 1, 20)) for q in ("", "?period=2026-12")]
     assert before == after
+
+
+def test_service_items_are_named_in_the_reader_language(invalid_october):
+    """The columns of cost by region and the trend name the catalog's items
+    in the active language, as the summary does (docs/i18n.md)."""
+    from django.utils import translation
+
+    with translation.override("zh-hans"):
+        insight = billing_insight(account=invalid_october, period=Period(2026, 10), now=IN_NOVEMBER)
+        assert [name for _, name in insight.region_cost.services] == ["邮件推送", "数据流量"]
+        assert [name for _, name in insight.trend.services] == ["邮件推送", "数据流量"]

@@ -44,7 +44,7 @@ from invoices.selectors import (
     unbilled_inputs,
 )
 from payments.selectors import funds_balances
-from usage.models import CATALOG_ORDER, EMAIL_RESULTS, Region, ServiceItem
+from usage.models import CATALOG_ORDER, EMAIL_RESULTS, Region, ServiceItem, service_item_label
 
 TREND_PERIODS = 12
 INVALID = ("format_error", "not_exist", "reject", "junk_mail")
@@ -545,7 +545,8 @@ def billing_insight(*, account: Account, period: Period, now: dt.datetime) -> In
     figures = periods_figures(account=account, periods=wanted, now=now, inputs=inputs)
     codes = {x.region for f in figures.values() for x in f.lines}
     region_names = dict(Region.objects.filter(code__in=codes).values_list("code", "name"))
-    service_names = dict(ServiceItem.objects.values_list("code", "name"))
+    service_names = {code: service_item_label(code=code, name=name)
+                     for code, name in ServiceItem.objects.values_list("code", "name")}
     selected = figures[period]
     forecast = None
     if period == current and not selected.settled:
