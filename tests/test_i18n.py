@@ -191,3 +191,31 @@ def test_csv_is_byte_identical_in_every_language(client, worked_bill):
     chinese = b"".join(client.get("/billing/export.csv?period=2026-10",
                                   HTTP_ACCEPT_LANGUAGE="zh-hans").streaming_content)
     assert english == chinese and b"Overdrawn" in english
+
+
+def _po_translations(path: Path) -> dict[tuple[str | None, str], str]:
+    """(context, msgid) → first msgstr of each translated entry of a .po file."""
+    def joined(block: str) -> str:
+        return "".join(re.findall(r'"(.*)"', block))
+    out = {}
+    for entry in path.read_text("utf-8").split("\n\n"):
+        ctx = re.search(r'^msgctxt ((?:".*"\n?)+)', entry, re.M)
+        mid = re.search(r'^msgid ((?:".*"\n?)+)', entry, re.M)
+        text = re.search(r'^msgstr(?:\[0\])? ((?:".*"\n?)+)', entry, re.M)
+        if mid and text and joined(mid.group(1)):
+            out[(joined(ctx.group(1)) if ctx else None, joined(mid.group(1)))] = joined(text.group(1))
+    return out
+
+
+def test_no_string_is_translated_two_ways_in_two_catalogs():
+    """The project catalog (LOCALE_PATHS) shadows the app catalogs: a msgid
+    both translate differently shows the project's, silently (the funds
+    ledger's "Date" read 账期, the summary's period filter, not 时间)."""
+    catalogs = {path.relative_to(ROOT).parts[0]: _po_translations(path)
+                for path in sorted(ROOT.glob("*/zh_Hans/LC_MESSAGES/django.po"))
+                + sorted(ROOT.glob("*/locale/zh_Hans/LC_MESSAGES/django.po"))}
+    assert "locale" in catalogs and len(catalogs) >= 3
+    names = sorted(catalogs)
+    conflicts = [(a, b, key) for i, a in enumerate(names) for b in names[i + 1:]
+                 for key in catalogs[a].keys() & catalogs[b].keys() if catalogs[a][key] != catalogs[b][key]]
+    assert conflicts == []
