@@ -1,7 +1,8 @@
 """Server time of the billing console page on PostgreSQL (issue 5).
 
 ``python -m benchmarks console`` (options through ``BENCH_CONSOLE_ARGS``), or
-``python -m benchmarks.bench_console [--accounts N] [--requests R] [--rounds K] [--keep] [--no-freeze] [--proposed-index]``
+``python -m benchmarks.bench_console [--accounts N] [--requests R] [--rounds K] [--keep] [--no-freeze]
+[--proposed-index]``
 
 Seeds database ``aurora_bench_console`` (re-created each run unless
 ``--keep`` finds it seeded) with 12 months of usage (2025-12 … 2026-11) for

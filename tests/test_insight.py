@@ -156,6 +156,23 @@ def test_month_over_month_names_the_five_largest_and_sums_the_rest(client, acme)
     assert "Delivery-result mix Email r1 +2,000 +0.20" in page
 
 
+def test_month_over_month_says_the_unit_of_other_items(client, acme):
+    add_price("data_flow", "sg", "0.30")
+    add_price("data_masking", "sg", "0.001")
+    add_price("dedicated_ip", "sg", "25.00")
+    add_usage(acme, "sg", "data_flow", "2026-10-05", "1.5")
+    add_usage(acme, "sg", "data_flow", "2026-11-05", "4.123456")
+    add_usage(acme, "sg", "data_masking", "2026-10-05", 100)
+    add_usage(acme, "sg", "data_masking", "2026-11-05", 1_100)
+    add_usage(acme, "sg", "dedicated_ip", "2026-10-01", 1)
+    add_usage(acme, "sg", "dedicated_ip", "2026-11-01", 2)
+    bill_settle(account=acme, period=Period(2026, 10), now=OCT_SETTLED)
+    page = text_of(get(login(client), "/billing/insight/", now=IN_NOVEMBER))
+    assert "+2.62 GB of Data Flow in sg (+0.79)" in page  # 2.623456 GB: 0.45 → 1.24
+    assert "+1,000 requests of Data Masking in sg (+1.00)" in page
+    assert "+1 IP-month of Dedicated IP in sg (+25.00)" in page
+
+
 @pytest.mark.parametrize(("value", "places", "text"), [
     ("38000", "", "+38,000"), ("-504841", "", "-504,841"), ("-0.5", "", "-0.5"), ("0", "", "0"),
     ("-196.32935", 2, "-196.33"), ("0.004", 2, "0"), ("2", 2, "+2"),

@@ -6,6 +6,7 @@ from django.utils.html import format_html
 
 from core.money import format_quantity, round_money
 from core.periods import BILLING_TZ
+from usage.catalog import CATALOG
 from usage.models import ServiceCode, service_item_label, unit_label
 
 from ..models import STATUS_LABELS
@@ -83,6 +84,17 @@ def service_code_name(code: str) -> str:
 def unit_name(unit: str) -> str:
     """A catalog unit (``email``, ``IP-month``) in the active language, singular."""
     return unit_label(unit=unit, quantity=1)
+
+
+@register.filter
+def service_unit(code: str, quantity=2) -> str:
+    """The catalog unit of a service item by code, in the active language,
+    singular for a quantity of (minus) one: ``data_flow`` → ``GB``,
+    ``data_masking`` → ``requests``."""
+    unit = next((u for c, _, u, _ in CATALOG if c == code), "")
+    if not unit:
+        return ""
+    return unit_label(unit=unit, quantity=abs(Decimal(quantity or 0)))
 
 
 @register.filter
