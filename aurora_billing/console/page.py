@@ -28,7 +28,7 @@ from accounts.models import Account
 from core.money import ZERO, ZERO_MONEY
 from core.periods import BILLING_TZ, Period, billing_day
 from invoices.models import Bill, BillLine, LineStatus
-from invoices.selectors import billing_estimate, console_period_check, console_periods, packs_state
+from invoices.selectors import billing_estimate, console_period_check, console_periods, packs_state, unbilled_inputs
 from payments.models import Payment
 from payments.selectors import due_total, funds_balances, payment_pending_repayment
 from usage.models import EMAIL_RESULTS, DailyUsage, Region, ServiceItem, service_item_label, unit_label
@@ -290,13 +290,16 @@ def billing_console(*, account: Account, period: Period, now: dt.datetime) -> Bi
         elif usage.has_usage:
             pending_reason = NOT_SETTLED
         state = PENDING if pending_reason else EMPTY
+    inputs = None
     if state == PENDING:
-        calculation = billing_estimate(account=account, period=period)
+        inputs = unbilled_inputs(account=account, before=period.end_day)
+        calculation = billing_estimate(account=account, period=period, inputs=inputs)
         drafts = [_draft_key_and_values(draft) for draft in calculation.lines]
         estimate_errors = calculation.errors
         total = calculation.total
 
-    pack_states = [p for p in packs_state(account=account) if p.valid_until > today]
+    packs = inputs.packs if inputs is not None else packs_state(account=account)  # the estimate read them
+    pack_states = [p for p in packs if p.valid_until > today]
     region_codes = {key[2] for key, _ in drafts} | {p.region for p in pack_states}
     region_names = dict(Region.objects.filter(code__in=region_codes).values_list("code", "name"))
 
