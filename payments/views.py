@@ -8,6 +8,7 @@ import uuid
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
+from django.core.paginator import Paginator
 from django.http import Http404, HttpResponse, HttpResponseBadRequest
 from django.shortcuts import redirect, render
 from django.urls import reverse
@@ -53,6 +54,8 @@ from .services import (
 )
 
 log = logging.getLogger("aurora.payments")
+
+PAYMENTS_PER_PAGE = 50
 
 
 def _urls(request, payment: Payment) -> CheckoutUrls:
@@ -159,9 +162,8 @@ def topup(request):
 @account_required("view")
 def payments(request):
     account = request.membership.account
-    return render(request, "payments/payment_list.html", {
-        "account": account, "payments": payment_list(account=account)[:100],
-    })
+    page = Paginator(payment_list(account=account), PAYMENTS_PER_PAGE).get_page(request.GET.get("page"))
+    return render(request, "payments/payment_list.html", {"account": account, "page": page})
 
 
 def _own_payment(request, public_id) -> Payment:

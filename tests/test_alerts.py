@@ -319,6 +319,33 @@ def test_the_alerts_page_shows_settings_and_history(owner, acme):
     assert "October 2026 settled Overdrawn" in html and "owner@acme.example ✓" in html
 
 
+def test_the_alert_history_is_paged_and_counts_every_active_alert(owner, acme):
+    """60 past crossings of the funds alert and one active: 50 a page, the
+    oldest on page 2; the active count is over all alerts, not the page."""
+    for n in range(1, 61):
+        Alert.objects.create(account=acme, kind="funds_low", crossing=n, state="cleared", currency="USD",
+                             raised_at=utc(2026, 1, 1) + (utc(2026, 1, 2) - utc(2026, 1, 1)) * n,
+                             cleared_at=utc(2026, 9, 1), amount=Decimal("10.00"), threshold=Decimal("50.00"))
+    Alert.objects.create(account=acme, kind="funds_low", crossing=61, currency="USD", raised_at=utc(2026, 11, 1),
+                         amount=Decimal("10.00"), threshold=Decimal("50.00"))
+    first = owner.get("/billing/alerts/").content.decode()
+    assert first.count('class="alert-row') == 50 and "Page 1 of 2" in first and "1 active" in first
+    second = owner.get("/billing/alerts/?page=2").content.decode()
+    assert second.count('class="alert-row') == 11 and "(crossing 2)" in second and "(crossing 1)" not in second
+    assert "1 active" in second
+    assert owner.get("/billing/alerts/?page=x").status_code == 200  # a bad page number shows the first
+
+
+def test_the_payments_list_is_paged(owner, acme):
+    for i in range(55):
+        Payment.objects.create(account=acme, purpose="topup", method="sandbox", amount=Decimal("5.00"),
+                               currency="USD", status="succeeded", reference=f"PAY-{i:04d}",
+                               idempotency_key=f"key-{i}")
+    first = owner.get("/billing/payments/").content.decode()
+    assert first.count("<code>PAY-") == 50 and "Page 1 of 2" in first
+    assert owner.get("/billing/payments/?page=2").content.decode().count("<code>PAY-") == 5
+
+
 def test_only_the_owner_edits_the_settings(team):
     for email in ("books@acme.example", "viewer@acme.example"):
         client = signed_in(email)

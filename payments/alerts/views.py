@@ -1,11 +1,12 @@
 """``/billing/alerts/``: the account's alert settings (the owner edits them;
 accountants and viewers read them), the user's own opt-out (a POST with
 ``receive``), the active
-alerts and their history."""
+alerts and their history (50 a page)."""
 from __future__ import annotations
 
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied
+from django.core.paginator import Paginator
 from django.shortcuts import redirect, render
 from django.utils import timezone
 from django.utils.translation import gettext as _
@@ -19,7 +20,7 @@ from .selectors import RECIPIENT_ROLES, alert_history, alert_opted_out, alerts_a
 from .services import SETTINGS_FIELDS, alert_opt_out_set, alert_settings_update
 from .wording import alert_text
 
-HISTORY_LIMIT = 100
+ALERTS_PER_PAGE = 50
 
 
 def _initial(settings) -> dict:
@@ -54,10 +55,11 @@ def alerts(request):
     if not may_edit:
         for field in form.fields.values():
             field.disabled = True
-    history = [(a, alert_text(a)) for a in alert_history(account=account)[:HISTORY_LIMIT]]
+    page = Paginator(alert_history(account=account), ALERTS_PER_PAGE).get_page(request.GET.get("page"))
+    history = [(a, alert_text(a)) for a in page.object_list]
     return render(request, "billing/alerts/alerts.html", {
         "account": account, "form": form, "may_edit": may_edit, "settings": settings,
-        "history": history, "active_count": sum(1 for a, _t in history if a.is_active),
+        "history": history, "page": page, "active_count": alerts_active(account=account).count(),
         "opted_out": alert_opted_out(account=account, user=request.user),
         "receives": membership.role in RECIPIENT_ROLES,
     }, status=status)
