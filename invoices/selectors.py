@@ -163,6 +163,7 @@ class UnbilledInputs:
     billed periods, the packs as they stand, the prices and the data flow
     already billed for the periods the late usage falls in."""
 
+    account_id: int
     before: dt.date
     rows: list[UsageRow]
     billed: frozenset[str]
@@ -188,8 +189,8 @@ def unbilled_inputs(*, account: Account, before: dt.date) -> UnbilledInputs:
     rows = usage_unbilled(account=account, before=before)
     billed = billed_periods(account=account)
     late = {p for p in usage_periods(rows) if str(p) in billed}
-    return UnbilledInputs(before=before, rows=rows, billed=frozenset(billed), packs=tuple(packs_state(account=account)),
-                          price_for=price_lookup(currency=account.currency),
+    return UnbilledInputs(account_id=account.pk, before=before, rows=rows, billed=frozenset(billed),
+                          packs=tuple(packs_state(account=account)), price_for=price_lookup(currency=account.currency),
                           prior=prior_data_flow(account=account, periods=late))
 
 
@@ -205,6 +206,8 @@ def _dry_run(*, account: Account, period: Period, rows: list[UsageRow], inputs: 
     """Settlement of ``period`` simulated on ``rows``: earlier periods that
     would be settled first (usage and no bill) are computed first, in order,
     so packs are drawn down as settlement will draw them. Nothing is written."""
+    if inputs.account_id != account.pk:
+        raise ValueError(f"inputs of account {inputs.account_id} given for account {account.pk}")
     billed = set(inputs.billed)
     packs = [copy.copy(p) for p in inputs.packs]
     earlier = ZERO_MONEY

@@ -217,6 +217,18 @@ def test_estimate_from_shared_inputs_is_the_estimate(acme):
         billing_estimate(account=acme, period=Period(2026, 12), inputs=inputs)
 
 
+def test_inputs_of_one_account_never_answer_for_another(acme, make_account):
+    from invoices.selectors import billing_estimate, billing_forecast, unbilled_inputs
+
+    other = make_account(code="other", name="Other Ltd", users=())
+    inputs = unbilled_inputs(account=acme, before=Period(2026, 11).end_day)
+    with pytest.raises(ValueError, match="given for account"):
+        billing_estimate(account=other, period=Period(2026, 11), inputs=inputs)
+    with pytest.raises(ValueError, match="given for account"):
+        billing_forecast(account=other, period=Period(2026, 11), today=Period(2026, 11).first_day.replace(day=20),
+                         inputs=inputs)
+
+
 # --- 6. forecast ----------------------------------------------------------------
 
 def test_forecast_projects_the_pace_through_packs_and_funds(client, acme):
