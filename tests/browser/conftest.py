@@ -2,17 +2,23 @@
 
 Fixtures: ``browser`` (session), ``page`` (fresh context per test),
 ``sign_in(page, live_server, email)``, ``screenshot(page, name)`` writing to
-``test-artifacts/screenshots/``. Without Chromium or Playwright the tests
+``test-artifacts/screenshots/``, ``periods`` (Acme with a Paid and an
+Overdrawn month and month-to-date usage). Without Chromium or Playwright the tests
 skip locally and fail under CI=true.
 """
 from __future__ import annotations
 
 import os
+from decimal import Decimal
 from pathlib import Path
 
 import pytest
+from django.utils import timezone
 
-from tests.support import PASSWORD, missing_service
+from aurora_billing.settlement import bill_settle
+from core.periods import Period
+from payments.services import topup_record
+from tests.support import PASSWORD, add_pack, add_price, add_usage, missing_service
 
 CHROMIUM = os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -72,3 +78,29 @@ def screenshot():
         return path
 
     return shoot
+
+
+@pytest.fixture
+def periods(acme):
+    """Two settled months (one Paid, one Overdrawn) and month-to-date usage,
+    relative to the real clock (the live server reads it)."""
+    now = timezone.now()
+    current = Period.current(now)
+    overdrawn = current.previous().previous()
+    paid = overdrawn.previous()
+    for region in ("sg", "hk"):
+        add_price("email", region, "0.000300", effective_from="2000-01-01")
+        add_price("data_flow", region, "0.30", effective_from="2000-01-01")
+    add_pack(acme, "sg", "pack-sg", 10_000, "2000-01-01", "2099-01-01")
+    results = ("delivered", "soft_bounce", "format_error", "not_exist", "reject", "junk_mail")
+    for period, scale in ((paid, 1), (overdrawn, 4), (current, 2)):
+        for day in period.days()[:5]:
+            for i, result in enumerate(results):
+                add_usage(acme, "sg", "email", day.isoformat(), 1000 * scale // (i + 1), result=result)
+                add_usage(acme, "hk", "email", day.isoformat(), 700 * scale // (i + 1), result=result)
+            add_usage(acme, "sg", "data_flow", day.isoformat(), "3.5")
+            add_usage(acme, "hk", "data_flow", day.isoformat(), "2.25")
+    topup_record(account=acme, amount=Decimal("15.00"), reference="t1", at=paid.start)
+    bill_settle(account=acme, period=paid, now=now)
+    bill_settle(account=acme, period=overdrawn, now=now)
+    return {"current": current, "paid": paid, "overdrawn": overdrawn}
