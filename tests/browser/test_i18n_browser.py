@@ -8,8 +8,6 @@ import pytest
 
 from accounts.models import User
 
-from .test_console_browser import periods  # noqa: F401 (fixture)
-
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
 
