@@ -185,7 +185,7 @@ class UnbilledInputs:
 
 def unbilled_inputs(*, account: Account, before: dt.date) -> UnbilledInputs:
     """Read once what ``billing_estimate`` and ``billing_forecast`` need for
-    periods ending on or before ``before`` (five queries)."""
+    periods ending on or before ``before`` (four queries, five with late usage of billed periods)."""
     rows = usage_unbilled(account=account, before=before)
     billed = billed_periods(account=account)
     late = {p for p in usage_periods(rows) if str(p) in billed}

@@ -130,9 +130,9 @@ def test_month_over_month_price_and_result_mix(acme):
 
 
 def test_month_over_month_names_the_five_largest_and_sums_the_rest(client, acme):
-    """Seven regions change: the sentence names the five largest changes and
-    gives the count and sum of the other two; the table by cause and the
-    list of every change add up to the difference too."""
+    """Seven regions change and one delivery-result mix: the sentence names
+    the five largest changes and gives the count and sum of the other three;
+    the table by cause and the list of every change add up to the difference too."""
     regions = ["r1", "r2", "r3", "r4", "r5", "r6", "r7"]
     for i, region in enumerate(regions, 1):
         add_price("email", region, "0.000100")
@@ -183,7 +183,8 @@ def test_change_is_signed_and_rounded_for_text(value, places, text):
     assert change(value, places) == text
 
 
-@pytest.mark.parametrize(("value", "text"), [("41.2", "+41.20"), ("-3", "-3.00"), ("0", "0.00"), ("0.004", "0.00")])
+@pytest.mark.parametrize(("value", "text"), [("41.2", "+41.20"), ("-3", "-3.00"), ("0", "0.00"), ("0.004", "0.00"),
+                                             ("-0.004", "0.00")])
 def test_money_change_is_signed(value, text):
     from invoices.templatetags.billing import money_change
 
@@ -194,6 +195,7 @@ def test_quantity_keeps_the_sign_of_a_fraction():
     from invoices.templatetags.billing import quantity
 
     assert (quantity("-0.5"), quantity("-1234.5"), quantity("20.500000")) == ("-0.5", "-1,234.5", "20.5")
+    assert (quantity("-0"), quantity("-0.000000")) == ("0", "0")
 
 
 def test_estimate_from_shared_inputs_is_the_estimate(acme):

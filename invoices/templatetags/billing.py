@@ -19,7 +19,8 @@ def money(value, currency: str = "") -> str:
     """``1234.5`` → ``1,234.50`` (with ``USD`` appended when given)."""
     if value is None or value == "":
         return ""
-    text = f"{round_money(Decimal(value)):,.2f}"
+    amount = round_money(Decimal(value))
+    text = f"{amount if amount else abs(amount):,.2f}"  # -0.004 rounds to 0.00, not -0.00
     return f"{text} {currency}" if currency else text
 
 
@@ -37,7 +38,8 @@ def quantity(value) -> str:
     """``20.500000`` → ``20.5``; ``78000`` → ``78,000``."""
     if value is None or value == "":
         return ""
-    plain = format_quantity(Decimal(value))
+    number = Decimal(value)
+    plain = format_quantity(number if number else abs(number))  # no "-0"
     sign, plain = ("-", plain[1:]) if plain.startswith("-") else ("", plain)
     whole, _, frac = plain.partition(".")
     whole = f"{sign}{int(whole):,}"
