@@ -3,6 +3,7 @@ time zone, and the names of month-over-month causes."""
 from django import template
 
 from core.periods import BILLING_TZ
+from invoices.templatetags.billing import change
 
 from ..console.insight import CAUSE_LABELS
 
@@ -29,3 +30,10 @@ def billing_time(value) -> str:
 def cause_label(kind: str) -> str:
     """The name of a month-over-month cause kind (``volume`` → "Volume")."""
     return CAUSE_LABELS.get(kind, kind)
+
+
+@register.filter
+def cause_quantity(cause) -> str:
+    """A cause's change in units, signed: emails whole (``+38,000``), other
+    items to 0.01 (``-196.33`` GB); the words and the table share it."""
+    return change(cause.quantity, "" if cause.service == "email" else 2)
