@@ -101,14 +101,13 @@ def periods_figures(*, account: Account, periods: list[Period], now: dt.datetime
         results = dict(zip(EMAIL_RESULTS, (int(c or 0) for c in counts), strict=True)) if service == "email" else None
         figures.lines.append(LineFigures(service, region, adjustment_for, usage, deducted, billable, price,
                                          round_money(amount), results))
-    settled = {f.period: f for f in out.values()}
     current = Period.current(now)
     inputs = inputs or unbilled_inputs(account=account, before=current.end_day)
     unbilled = inputs.periods() | {current}
     result: dict[Period, PeriodFigures] = {}
     for period in periods:
-        if period in settled:
-            result[period] = settled[period]
+        if str(period) in out:
+            result[period] = out[str(period)]
             continue
         figures = result[period] = PeriodFigures(period=period, settled=False, lines=[])
         if period in unbilled and period <= current:
